@@ -1,0 +1,28 @@
+# Two commands a newcomer needs: `make run` and `make test`. Both create/reuse .venv/ in the repo.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench sync clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	-$(BIN)/syndicator --config config.yaml sync
+	$(BIN)/syndicator --config config.yaml serve
+
+test: $(STAMP)
+	$(BIN)/ruff check syndicator tests bench
+	$(BIN)/mypy syndicator
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf feeds/*.atom feeds/*.rss feeds/tags feeds/articles feeds/index.html feeds/feeds.opml var/

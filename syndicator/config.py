@@ -1,0 +1,264 @@
+"""config.yaml → validated, frozen Settings.
+
+Validation is pydantic's; this module only turns its errors into one line that names the key and what is
+allowed, resolves relative paths against the config file's folder, and applies environment overrides
+(``SYNDICATOR_CONFIG`` picks the file; ``SYNDICATOR_DATABASE_URL`` overrides ``database.url``).
+No business logic lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "config.yaml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """``30s``, ``15m``, ``2h``, ``1d`` (or a number of seconds) → seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 1d)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Shanghai or UTC)") from exc
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSettings(_Section):
+    title: str = "syndicator"
+    description: str = ""
+    base_url: str = "http://127.0.0.1:8080/"
+    timezone: str = "Asia/Shanghai"
+    language: str = "zh-CN"
+
+    @field_validator("base_url")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        if not re.match(r"^https?://", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v if v.endswith("/") else v + "/"
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/syndicator.db"
+
+
+class OutputSettings(_Section):
+    dir: Path = Path("feeds")
+    max_entries: int = Field(default=50, ge=1, le=10000)
+
+
+class SourceSettings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    type: Literal["archive", "feed", "html"]
+    path: Path | None = None
+    url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    every: str = "15m"
+    cron: str | None = None
+    enabled: bool = True
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.every)
+
+    @model_validator(mode="after")
+    def _needs(self) -> SourceSettings:
+        if self.type == "archive" and self.path is None:
+            raise ValueError(f"source {self.name!r} of type archive needs `path`")
+        if self.type in ("feed", "html") and not self.url:
+            raise ValueError(f"source {self.name!r} of type {self.type} needs `url`")
+        return self
+
+
+class TagSettings(_Section):
+    channels: dict[str, str] = Field(default_factory=dict)
+    rules: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    enabled: bool = True
+
+
+class NormalizeSettings(_Section):
+    """Cleaning rules as data (regular expressions); a newsroom adds a site by adding rules, not code.
+
+    Each list *extends* the shipped defaults in ``syndicator.normalize.rules`` unless
+    ``replace_defaults: true`` is set.
+    """
+
+    replace_defaults: bool = False
+    title_suffixes: list[str] = Field(default_factory=list)
+    boilerplate_lines: list[str] = Field(default_factory=list)
+    editor_lines: list[str] = Field(default_factory=list)
+    byline_after: list[str] = Field(default_factory=list)
+    footer_lines: list[str] = Field(default_factory=list)
+    junk_dates: list[str] = Field(default_factory=list)
+    publishers: list[str] = Field(default_factory=list)
+    submitters: list[str] = Field(default_factory=list)
+    min_image_size: int = Field(default=32, ge=0)
+    summary_chars: int = Field(default=150, ge=20, le=2000)
+
+    @field_validator("title_suffixes", "boilerplate_lines", "editor_lines", "byline_after", "footer_lines", "junk_dates")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        for pattern in v:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
+        return v
+
+
+class Settings(_Section):
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    sources: list[SourceSettings] = Field(default_factory=list)
+    tags: TagSettings = Field(default_factory=TagSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    config_path: Path | None = None  # set by load(); not a config key users write
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        seen: set[str] = set()
+        for s in self.sources:
+            if s.name in seen:
+                raise ValueError(f"two sources are named {s.name!r}; names must be unique")
+            seen.add(s.name)
+        return self
+
+    def source(self, name: str) -> SourceSettings:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named {name!r} (known: {', '.join(s.name for s in self.sources) or 'none'})")
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Walk the model along an error location to list the keys allowed at that level."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        current = args[0] if args and isinstance(args[0], type) and issubclass(args[0], BaseModel) else ann
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [k for k in current.model_fields if k != "config_path"]
+    return []
+
+
+def _format_error(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(Settings, loc)
+        return key, f"unknown key (allowed: {', '.join(allowed)})"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "literal_error":
+        msg = f"bad value {err.get('input')!r}: {msg.lower()}"
+    return key or "(top level)", msg
+
+
+def _resolve(settings: Settings, base: Path) -> Settings:
+    """Resolve relative paths (database file, output dir, archive paths) against the config's folder."""
+    url = settings.database.url
+    m = re.match(r"^(sqlite(?:\+\w+)?:///)(.*)$", url)
+    if m and m.group(2) and not m.group(2).startswith("/") and m.group(2) != ":memory:":
+        url = m.group(1) + str((base / m.group(2)).resolve())
+    out = settings.output.dir if settings.output.dir.is_absolute() else (base / settings.output.dir).resolve()
+    sources = [
+        s.model_copy(update={"path": (base / s.path).resolve()}) if s.path is not None and not s.path.is_absolute() else s
+        for s in settings.sources
+    ]
+    return settings.model_copy(
+        update={
+            "database": settings.database.model_copy(update={"url": url}),
+            "output": settings.output.model_copy(update={"dir": out}),
+            "sources": sources,
+        }
+    )
+
+
+def config_path_from_env(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $SYNDICATOR_CONFIG, else ./config.yaml."""
+    return Path(explicit or os.environ.get("SYNDICATOR_CONFIG") or DEFAULT_CONFIG)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read, validate and resolve a config file; every problem becomes one ConfigError line."""
+    p = config_path_from_env(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found (pass --config PATH or set SYNDICATOR_CONFIG)", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", path=str(p)) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise ConfigError(f"not valid YAML{where}", path=str(p)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of sections (site, database, output, sources …)", path=str(p))
+    return from_mapping(data, base=p.resolve().parent, path=p)
+
+
+def from_mapping(data: dict[str, Any], *, base: Path, path: Path | None = None) -> Settings:
+    """Validate a mapping as if it were a config file in folder ``base``."""
+    data = dict(data)
+    env_db = os.environ.get("SYNDICATOR_DATABASE_URL")
+    if env_db:
+        data["database"] = {**(data.get("database") or {}), "url": env_db}
+    if "config_path" in data:
+        raise ConfigError("config_path: unknown key", path=str(path) if path else None)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        key, msg = _format_error(exc)
+        raise ConfigError(msg, path=str(path) if path else None, key=key) from None
+    settings = _resolve(settings, base)
+    return settings.model_copy(update={"config_path": path.resolve() if path else None})

@@ -1,0 +1,101 @@
+"""Archive source: a folder of Hexo/Jekyll posts (front matter + body), read incrementally.
+
+A file whose size and mtime are unchanged is not read again; one whose bytes are unchanged (same hash)
+is not re-processed. Any file name is accepted (spaces, ``|``, ``*``, full-width characters, even names
+that are not valid UTF-8); a file that cannot be read is reported with the reason and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..errors import SourceError
+from ..storage.repo import FileState
+from ..types import RawItem
+
+log = logging.getLogger(__name__)
+SUFFIXES = (".md", ".txt", ".markdown")
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """A file whose bytes changed (or are new): its item and its new state."""
+
+    item: RawItem
+    state: FileState
+
+
+@dataclass(slots=True)
+class ArchiveScan:
+    """Result of walking an archive folder against the stored file states."""
+
+    unchanged: int = 0
+    state_only: list[tuple[str, FileState]] = field(default_factory=list)  # touched, same bytes
+    deleted: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    complete: bool = True
+
+
+def key_for(rel: str) -> str:
+    """A storable key for a relative path (names that are not valid UTF-8 keep their bytes escaped)."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace").replace(os.sep, "/")
+
+
+def walk(root: Path) -> Iterator[tuple[str, str]]:
+    """(relative path, absolute path) of every post file under root, sorted, without following symlinked dirs."""
+    root_s = str(root)
+    for dirpath, dirnames, filenames in os.walk(root_s, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.lower().endswith(SUFFIXES) and not name.startswith("."):
+                full = os.path.join(dirpath, name)
+                yield os.path.relpath(full, root_s), full
+
+
+def scan(
+    source: str, root: Path, timezone: str, known: dict[str, FileState], *, full: bool = False
+) -> tuple[ArchiveScan, Iterator[FileRead]]:
+    """Walk ``root``; returns the scan summary (filled as the iterator is consumed) and changed files.
+
+    ``full=True`` re-reads and re-processes every file (after a rules change, say).
+    """
+    if not root.is_dir():
+        raise SourceError(f"archive folder not found: {root}", source=source)
+    report = ArchiveScan()
+
+    def changed() -> Iterator[FileRead]:
+        seen: set[str] = set()
+        for rel, full_path in walk(root):
+            key = key_for(rel)
+            seen.add(key)
+            try:
+                st = os.stat(full_path)  # follows a symlinked file; a loop raises OSError (ELOOP)
+                old = known.get(key)
+                if not full and old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                    report.unchanged += 1
+                    continue
+                if st.st_size > MAX_FILE_BYTES:
+                    report.errors.append((key, f"file too large ({st.st_size} bytes > {MAX_FILE_BYTES})"))
+                    continue
+                with open(full_path, "rb") as fh:
+                    data = fh.read(MAX_FILE_BYTES + 1)
+            except OSError as exc:
+                report.errors.append((key, exc.strerror or str(exc)))
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            state = FileState(st.st_size, st.st_mtime_ns, digest)
+            if not full and old is not None and old.raw_hash == digest:
+                report.state_only.append((key, state))
+                continue
+            mtime = datetime.fromtimestamp(st.st_mtime, UTC)
+            yield FileRead(RawItem(source=source, key=key, timezone=timezone, data=data, path=key, mtime=mtime), state)
+        report.deleted = sorted(k for k in known if k not in seen)
+
+    return report, changed()

@@ -1,0 +1,496 @@
+"""Queries. The only place that reads or writes rows; callers get plain values back.
+
+One transaction per source batch: a source's fetch state (file sizes, mtimes, hashes, ETag) is committed
+together with its articles, so a crash in the middle means a free retry, never a half-applied batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from .. import clock, dedup
+from ..errors import StorageError
+from ..normalize.tags import slugify
+from ..types import Article as ArticleValue
+from ..types import Carrier, StoryEntry
+from ..types import Tag as TagValue
+from . import schema as m
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    size: int | None = None
+    mtime_ns: int | None = None
+    raw_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """One key of a source as just seen: its new state, and its article when it was (re)parsed."""
+
+    key: str
+    state: FileState
+    article: ArticleValue | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    withdrawn: int = 0
+    changed_stories: set[str] = field(default_factory=set)
+    changed_tags: set[str] = field(default_factory=set)  # slugs
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changed_stories)
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    name: str
+    slug: str
+    stories: int
+    newest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    type: str
+    location: str | None
+    last_attempt: datetime | None
+    last_success: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    next_due: datetime | None
+    etag: str | None
+    articles: int
+    disabled_reason: str | None
+
+
+class Repository:
+    """All database access of syndicator goes through here."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- sources --------------------------------------------------------------------------------
+    def ensure_source(self, name: str, type_: str, location: str | None) -> int:
+        with self._session() as s, s.begin():
+            src = s.scalar(select(m.Source).where(m.Source.name == name))
+            if src is None:
+                src = m.Source(name=name, type=type_, location=location, created_at=clock.now())
+                s.add(src)
+                s.flush()
+                s.add(m.SourceState(source_id=src.id, consecutive_failures=0))
+            elif src.type != type_ or src.location != location:
+                src.type, src.location = type_, location
+            return src.id
+
+    def file_states(self, source: str) -> dict[str, FileState]:
+        """key → last seen (size, mtime, hash), for incremental reading."""
+        with self._session() as s:
+            rows = s.execute(
+                select(m.SourceItem.key, m.SourceItem.size, m.SourceItem.mtime_ns, m.SourceItem.raw_hash)
+                .join(m.Source, m.Source.id == m.SourceItem.source_id)
+                .where(m.Source.name == source)
+            )
+            return {k: FileState(sz, mt, h) for k, sz, mt, h in rows}
+
+    def record_attempt(self, source: str, *, error: str | None, next_due: datetime | None = None) -> None:
+        """Store the outcome of a poll in the source state (last success / error, failures, due time)."""
+        now = clock.now()
+        with self._session() as s, s.begin():
+            st = self._state(s, source)
+            st.last_attempt = now
+            if error is None:
+                st.last_success = now
+                st.consecutive_failures = 0
+            else:
+                st.last_error = error
+                st.last_error_at = now
+                st.consecutive_failures = (st.consecutive_failures or 0) + 1
+            if next_due is not None:
+                st.next_due = next_due
+
+    def source_status(self) -> list[SourceStatus]:
+        with self._session() as s:
+            counts = dict(
+                s.execute(
+                    select(m.Article.source_id, func.count())
+                    .where(m.Article.withdrawn_at.is_(None))
+                    .group_by(m.Article.source_id)
+                ).all()
+            )
+            rows = s.execute(select(m.Source, m.SourceState).join(m.SourceState).order_by(m.Source.name)).all()
+            return [
+                SourceStatus(
+                    src.name, src.type, src.location, st.last_attempt, st.last_success, st.last_error,
+                    st.consecutive_failures or 0, st.next_due, st.etag, int(counts.get(src.id, 0)), st.disabled_reason,
+                )
+                for src, st in rows
+            ]
+
+    # -- the batch ------------------------------------------------------------------------------
+    def save_batch(self, source: str, changes: Sequence[ItemChange], deleted: Iterable[str] = ()) -> BatchResult:
+        """Apply one source's changes in one transaction; returns what changed (for re-rendering)."""
+        result = BatchResult()
+        now = clock.now()
+        try:
+            with self._session() as s, s.begin():
+                src = s.scalar(select(m.Source).where(m.Source.name == source))
+                if src is None:
+                    raise StorageError(f"[{source}] source is not registered")
+                items = {
+                    it.key: it
+                    for it in s.scalars(
+                        select(m.SourceItem).where(
+                            m.SourceItem.source_id == src.id, m.SourceItem.key.in_([c.key for c in changes])
+                        )
+                    )
+                } if changes else {}
+                touched: set[str] = set()
+                for change in changes:
+                    item = items.get(change.key)
+                    if item is None:
+                        item = m.SourceItem(source_id=src.id, key=change.key)
+                        s.add(item)
+                    item.size, item.mtime_ns, item.raw_hash = change.state.size, change.state.mtime_ns, change.state.raw_hash
+                    item.error = change.error
+                    if change.article is not None:
+                        item.article_id = change.article.id
+                        self._apply_article(s, src.id, change.article, now, result, touched)
+                for key in deleted:
+                    self._withdraw(s, src.id, key, now, result, touched)
+                for story_id in sorted(touched):
+                    self._refresh_story(s, story_id, now, result)
+        except DBAPIError as exc:
+            raise StorageError(f"[{source}] database error: {exc.orig}") from None
+        return result
+
+    def _apply_article(
+        self, s: Session, source_id: int, a: ArticleValue, now: datetime, result: BatchResult, touched: set[str]
+    ) -> None:
+        row = s.get(m.Article, a.id)
+        stored = (
+            dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
+        )
+        candidates: list[dedup.Candidate] = []
+        curl = dedup.canonical_url(a.link)
+        if row is None:
+            cond = m.Article.content_hash == a.content_hash
+            if curl:
+                cond = cond | (m.Article.canonical_url == curl)
+            candidates = [
+                dedup.Candidate(aid, sid, h, cu)
+                for aid, sid, h, cu in s.execute(
+                    select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url)
+                    .where(cond, m.Article.withdrawn_at.is_(None))
+                    .limit(20)
+                )
+            ]
+        decision = dedup.decide(a, stored, candidates)
+        if isinstance(decision, dedup.Unchanged):
+            result.unchanged += 1
+            assert row is not None
+            if self._set_tags(s, a.id, a.tags):  # rules may have changed; tags are cheap to refresh
+                touched.add(row.story_id)
+            return
+        if isinstance(decision, dedup.Update):
+            assert row is not None
+            result.updated += 1
+            if row.content_hash != a.content_hash or row.title != a.title:
+                s.add(
+                    m.ArticleVersion(
+                        article_id=row.id, version=row.version, title=row.title, published=row.published,
+                        content_html=row.content_html, content_text=row.content_text,
+                        content_hash=row.content_hash, recorded_at=now,
+                    )
+                )
+                row.version += 1
+            self._fill(row, a, curl)
+            row.updated = a.updated or now
+            row.last_changed = now
+            row.withdrawn_at = None
+            self._set_tags(s, a.id, a.tags)
+            touched.add(row.story_id)
+            return
+        if isinstance(decision, dedup.DuplicateOf):
+            result.duplicates += 1
+            story_id = decision.story_id
+        else:
+            result.new += 1
+            story_id = decision.story_id
+            if s.get(m.Story, story_id) is None:
+                s.add(m.Story(id=story_id, canonical_article_id=a.id, published=a.published,
+                              updated=a.updated or a.published, member_count=1, withdrawn=False, changed_at=now))
+                s.flush()
+        row = m.Article(id=a.id, source_id=source_id, key=a.key, story_id=story_id, version=1, first_seen=now,
+                        last_changed=now)
+        self._fill(row, a, curl)
+        row.updated = a.updated
+        s.add(row)
+        for i, v in enumerate(a.earlier_versions, start=1):
+            s.add(m.ArticleVersion(article_id=a.id, version=i, title=v.title, published=v.published,
+                                   content_html=v.content_html, content_text=v.content_text,
+                                   content_hash=v.content_hash, recorded_at=now))
+        row.version = len(a.earlier_versions) + 1
+        s.flush()
+        self._set_tags(s, a.id, a.tags)
+        touched.add(story_id)
+
+    @staticmethod
+    def _fill(row: m.Article, a: ArticleValue, curl: str | None) -> None:
+        row.title, row.original_title, row.channel = a.title, a.original_title, a.channel
+        row.published, row.date_source = a.published, a.date_source
+        row.author, row.submitter, row.publisher = a.author, a.submitter, a.publisher
+        row.summary, row.content_html, row.content_text = a.summary, a.content_html, a.content_text
+        row.link, row.canonical_url, row.source_path, row.content_hash = a.link, curl, a.source_path, a.content_hash
+
+    def _set_tags(self, s: Session, article_id: str, names: Sequence[str]) -> bool:
+        """Make the article's tags exactly ``names``; True when they changed."""
+        wanted = {self._tag_id(s, n) for n in dict.fromkeys(names) if n}
+        have = set(s.scalars(select(m.ArticleTag.tag_id).where(m.ArticleTag.article_id == article_id)))
+        if have - wanted:
+            s.execute(delete(m.ArticleTag).where(m.ArticleTag.article_id == article_id,
+                                                 m.ArticleTag.tag_id.in_(have - wanted)))
+        for tid in wanted - have:
+            s.add(m.ArticleTag(article_id=article_id, tag_id=tid))
+        s.flush()
+        return wanted != have
+
+    def _tag_id(self, s: Session, name: str) -> int:
+        cache: dict[str, int] = s.info.setdefault("tag_ids", {})
+        if name in cache:
+            return cache[name]
+        tid = s.scalar(select(m.Tag.id).where(m.Tag.name == name))
+        if tid is None:
+            base = slugify(name) or "tag"
+            slug, n = base, 1
+            while s.scalar(select(m.Tag.id).where(m.Tag.slug == slug)) is not None:
+                n += 1
+                slug = f"{base}-{n}"
+            tag = m.Tag(name=name, slug=slug)
+            s.add(tag)
+            s.flush()
+            tid = tag.id
+        cache[name] = tid
+        return tid
+
+    def _withdraw(self, s: Session, source_id: int, key: str, now: datetime, result: BatchResult, touched: set[str]) -> None:
+        s.execute(delete(m.SourceItem).where(m.SourceItem.source_id == source_id, m.SourceItem.key == key))
+        row = s.scalar(select(m.Article).where(m.Article.source_id == source_id, m.Article.key == key))
+        if row is not None and row.withdrawn_at is None:
+            row.withdrawn_at = now
+            result.withdrawn += 1
+            touched.add(row.story_id)
+
+    def _refresh_story(self, s: Session, story_id: str, now: datetime, result: BatchResult) -> None:
+        """Recompute a story from its live members: canonical member, dates, tags, withdrawal."""
+        story = s.get(m.Story, story_id)
+        if story is None:
+            return
+        members = list(s.scalars(select(m.Article).where(m.Article.story_id == story_id, m.Article.withdrawn_at.is_(None))))
+        old_tags = set(s.scalars(select(m.StoryTag.tag_id).where(m.StoryTag.story_id == story_id)))
+        if not members:
+            story.withdrawn = True
+            story.member_count = 0
+            s.execute(delete(m.StoryTag).where(m.StoryTag.story_id == story_id))
+            story.changed_at = now
+            result.changed_stories.add(story_id)
+            result.changed_tags |= self._slugs(s, old_tags)
+            return
+        canonical = min(members, key=lambda a: (a.published, -len(a.content_text), a.id))
+        story.canonical_article_id = canonical.id
+        story.published = canonical.published
+        story.updated = max((a.updated or a.published) for a in members)
+        story.member_count = len(members)
+        story.withdrawn = False
+        story.changed_at = now
+        tag_ids = set(
+            s.scalars(select(m.ArticleTag.tag_id).where(m.ArticleTag.article_id.in_([a.id for a in members])))
+        )
+        s.execute(delete(m.StoryTag).where(m.StoryTag.story_id == story_id))
+        for tid in sorted(tag_ids):
+            s.add(m.StoryTag(story_id=story_id, tag_id=tid, published=story.published))
+        result.changed_stories.add(story_id)
+        result.changed_tags |= self._slugs(s, old_tags | tag_ids)
+
+    @staticmethod
+    def _slugs(s: Session, tag_ids: set[int]) -> set[str]:
+        if not tag_ids:
+            return set()
+        return set(s.scalars(select(m.Tag.slug).where(m.Tag.id.in_(tag_ids))))
+
+    # -- reading for outputs --------------------------------------------------------------------
+    def tags(self) -> list[TagInfo]:
+        """Every tag with at least one live story, with its story count and newest story date."""
+        with self._session() as s:
+            rows = s.execute(
+                select(m.Tag.name, m.Tag.slug, func.count(m.StoryTag.story_id), func.max(m.StoryTag.published))
+                .join(m.StoryTag, m.StoryTag.tag_id == m.Tag.id)
+                .group_by(m.Tag.id, m.Tag.name, m.Tag.slug)
+                .order_by(m.Tag.slug)
+            ).all()
+            return [TagInfo(n, sl, int(c), mx) for n, sl, c, mx in rows]
+
+    def story_count(self) -> int:
+        with self._session() as s:
+            return int(s.scalar(select(func.count()).select_from(m.Story).where(m.Story.withdrawn.is_(False))) or 0)
+
+    def feed_entries(self, tag_slug: str | None, limit: int, base_url: str) -> list[StoryEntry]:
+        """The newest ``limit`` live stories (of one tag, or all), as feed entries."""
+        with self._session() as s:
+            q = select(m.Story).where(m.Story.withdrawn.is_(False))
+            if tag_slug is not None:
+                q = (
+                    select(m.Story)
+                    .join(m.StoryTag, m.StoryTag.story_id == m.Story.id)
+                    .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
+                    .where(m.Tag.slug == tag_slug, m.Story.withdrawn.is_(False))
+                )
+            stories = list(s.scalars(q.order_by(m.Story.published.desc(), m.Story.id).limit(limit)))
+            return self._entries(s, stories, base_url)
+
+    def _entries(self, s: Session, stories: Sequence[m.Story], base_url: str) -> list[StoryEntry]:
+        if not stories:
+            return []
+        ids = [st.id for st in stories]
+        members: dict[str, list[m.Article]] = {}
+        for a in s.scalars(
+            select(m.Article).where(m.Article.story_id.in_(ids), m.Article.withdrawn_at.is_(None)).order_by(m.Article.published, m.Article.id)
+        ):
+            members.setdefault(a.story_id, []).append(a)
+        tags: dict[str, list[TagValue]] = {}
+        for sid, name, slug in s.execute(
+            select(m.StoryTag.story_id, m.Tag.name, m.Tag.slug)
+            .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
+            .where(m.StoryTag.story_id.in_(ids))
+            .order_by(m.Tag.name)
+        ):
+            tags.setdefault(sid, []).append(TagValue(name, slug))
+        out: list[StoryEntry] = []
+        for st in stories:
+            group = members.get(st.id, [])
+            canon = next((a for a in group if a.id == st.canonical_article_id), group[0] if group else None)
+            if canon is None:
+                continue
+            page = f"{base_url}articles/{st.id}.html"
+            others = []
+            seen: set[str] = set()
+            for a in group:
+                if a.id == canon.id:
+                    continue
+                label = a.channel or a.publisher or self._source_name(s, a.source_id)
+                if label in seen or label == (canon.channel or ""):
+                    continue
+                seen.add(label)
+                others.append(Carrier(label, a.link))
+            out.append(
+                StoryEntry(
+                    story_id=st.id, title=canon.title, link=canon.link or page, published=st.published,
+                    updated=max(st.updated, st.published), author=canon.author, summary=canon.summary,
+                    content_html=canon.content_html, tags=tuple(tags.get(st.id, ())), channel=canon.channel,
+                    also_in=tuple(others),
+                )
+            )
+        return out
+
+    def _source_name(self, s: Session, source_id: int) -> str:
+        cache: dict[int, str] = s.info.setdefault("source_names", {})
+        if source_id not in cache:
+            cache[source_id] = s.scalar(select(m.Source.name).where(m.Source.id == source_id)) or "?"
+        return cache[source_id]
+
+    def all_story_ids(self) -> list[str]:
+        with self._session() as s:
+            return list(s.scalars(select(m.Story.id).where(m.Story.withdrawn.is_(False)).order_by(m.Story.id)))
+
+    def entries_by_ids(self, story_ids: Sequence[str], base_url: str) -> list[StoryEntry]:
+        with self._session() as s:
+            stories = list(s.scalars(select(m.Story).where(m.Story.id.in_(list(story_ids)), m.Story.withdrawn.is_(False))))
+            return self._entries(s, stories, base_url)
+
+    def iter_articles(self, tag: str | None = None, limit: int | None = None) -> Iterator[dict[str, object]]:
+        """Live articles as JSON-ready dicts, newest first (``syndicator articles --json``)."""
+        with self._session() as s:
+            q = select(m.Article, m.Source.name, m.Story.canonical_article_id).join(
+                m.Source, m.Source.id == m.Article.source_id
+            ).join(m.Story, m.Story.id == m.Article.story_id).where(m.Article.withdrawn_at.is_(None))
+            if tag is not None:
+                q = q.join(m.ArticleTag, m.ArticleTag.article_id == m.Article.id).join(
+                    m.Tag, m.Tag.id == m.ArticleTag.tag_id
+                ).where((m.Tag.name == tag) | (m.Tag.slug == tag))
+            q = q.order_by(m.Article.published.desc(), m.Article.id)
+            if limit is not None:
+                q = q.limit(limit)
+            rows = s.execute(q).all()
+            ids = [a.id for a, _, _ in rows]
+            tag_names: dict[str, list[str]] = {}
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                for aid, name in s.execute(
+                    select(m.ArticleTag.article_id, m.Tag.name).join(m.Tag).where(m.ArticleTag.article_id.in_(chunk)).order_by(m.Tag.name)
+                ):
+                    tag_names.setdefault(aid, []).append(name)
+            for a, source_name, canonical_id in rows:
+                yield {
+                    "id": a.id, "story_id": a.story_id, "duplicate_of": None if canonical_id == a.id else canonical_id,
+                    "source": source_name, "source_path": a.source_path, "link": a.link, "title": a.title,
+                    "original_title": a.original_title, "channel": a.channel,
+                    "published": a.published.isoformat(), "updated": (a.updated or a.published).isoformat(),
+                    "date_source": a.date_source, "author": a.author, "submitter": a.submitter,
+                    "publisher": a.publisher, "summary": a.summary, "content_html": a.content_html,
+                    "content_text": a.content_text, "tags": tag_names.get(a.id, []), "version": a.version,
+                }
+
+    def article_versions(self, article_id: str) -> list[tuple[int, str, str]]:
+        with self._session() as s:
+            return [
+                (v, t, h)
+                for v, t, h in s.execute(
+                    select(m.ArticleVersion.version, m.ArticleVersion.title, m.ArticleVersion.content_hash)
+                    .where(m.ArticleVersion.article_id == article_id)
+                    .order_by(m.ArticleVersion.version)
+                )
+            ]
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per table (tests and `status`)."""
+        with self._session() as s:
+            return {
+                t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
+                for t in (m.Source, m.SourceItem, m.Article, m.ArticleVersion, m.Story, m.Tag, m.ArticleTag, m.StoryTag)
+            }
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    @staticmethod
+    def _state(s: Session, source: str) -> m.SourceState:
+        st = s.scalar(select(m.SourceState).join(m.Source).where(m.Source.name == source))
+        if st is None:
+            raise StorageError(f"[{source}] source is not registered")
+        return st
+
+    def set_next_due(self, source: str, when: datetime) -> None:
+        with self._session() as s, s.begin():
+            s.execute(
+                update(m.SourceState)
+                .where(m.SourceState.source_id == select(m.Source.id).where(m.Source.name == source).scalar_subquery())
+                .values(next_due=when)
+            )

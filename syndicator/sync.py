@@ -1,0 +1,128 @@
+"""Orchestration: sources → fetch → normalize → dedup → store, then re-render what changed.
+
+No transaction is open while files or the network are read: a batch is read and normalized first, then
+stored in one transaction together with the source's fetch state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .config import Settings, SourceSettings
+from .errors import ParseError, SourceError, SyndicatorError
+from .normalize import normalize_item
+from .sources import archive
+from .storage.repo import BatchResult, ItemChange, Repository
+from .types import SourceReport, SyncReport
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+Progress = Callable[[str, int], None]  # (source name, files done so far)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a sync changed, so only the affected outputs are re-rendered."""
+
+    stories: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+
+    def add(self, r: BatchResult) -> None:
+        self.stories |= r.changed_stories
+        self.tags |= r.changed_tags
+
+    def __bool__(self) -> bool:
+        return bool(self.stories or self.tags)
+
+
+def _count(report: SourceReport, r: BatchResult) -> None:
+    report.new += r.new
+    report.updated += r.updated
+    report.unchanged += r.unchanged
+    report.duplicates += r.duplicates
+    report.withdrawn += r.withdrawn
+
+
+def sync_archive(
+    settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
+    progress: Progress | None = None,
+) -> SourceReport:
+    """Sync one archive folder; one bad file never stops the others."""
+    report = SourceReport(src.name)
+    assert src.path is not None
+    known = repo.file_states(src.name)
+    scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full)
+    batch: list[ItemChange] = []
+    done = 0
+
+    def flush() -> None:
+        if batch:
+            r = repo.save_batch(src.name, batch)
+            _count(report, r)
+            changes.add(r)
+            batch.clear()
+
+    for fr in files:
+        done += 1
+        try:
+            article = normalize_item(fr.item, settings.normalize, settings.tags)
+            batch.append(ItemChange(fr.item.key, fr.state, article))
+        except ParseError as exc:
+            log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", exc.reason)
+            report.skipped += 1
+            report.errors.append(f"{fr.item.key}: {exc.reason}")
+            batch.append(ItemChange(fr.item.key, fr.state, None, error=exc.reason))
+        if len(batch) >= BATCH:
+            flush()
+        if progress is not None and done % 50 == 0:
+            progress(src.name, done)
+    for key, reason in scan.errors:
+        log.warning("%s: skipped: %s", f"{src.name}/{key}", reason)
+        report.skipped += 1
+        report.errors.append(f"{key}: {reason}")
+    batch.extend(ItemChange(key, state) for key, state in scan.state_only)
+    r = repo.save_batch(src.name, batch, deleted=scan.deleted)
+    _count(report, r)
+    changes.add(r)
+    report.unchanged += scan.unchanged + len(scan.state_only)
+    if progress is not None:
+        progress(src.name, done)
+    return report
+
+
+def sync(
+    settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
+    progress: Progress | None = None, render: bool = True,
+) -> tuple[SyncReport, Changes]:
+    """Sync the named sources (all enabled ones when none are named) and re-render what changed."""
+    from .publish import publish  # publish imports render; keep sync importable without it
+
+    started = time.monotonic()
+    report = SyncReport()
+    changes = Changes()
+    chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
+    for src in chosen:
+        repo.ensure_source(src.name, src.type, str(src.path or src.url))
+        try:
+            if src.type == "archive":
+                sr = sync_archive(settings, repo, src, full=full, changes=changes, progress=progress)
+            else:
+                raise SourceError(f"source type {src.type!r} is not supported yet", source=src.name)
+            repo.record_attempt(src.name, error=None)
+        except SyndicatorError as exc:
+            log.error("%s", exc)
+            sr = SourceReport(src.name, errors=[str(exc)])
+            repo.record_attempt(src.name, error=str(exc))
+        report.sources.append(sr)
+        log.info(
+            "%s: new=%d updated=%d duplicates=%d unchanged=%d skipped=%d withdrawn=%d",
+            src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
+        )
+    if render:
+        report.feeds_written = publish(settings, repo, changes=changes if not full else None)
+    report.seconds = time.monotonic() - started
+    return report, changes

@@ -15,7 +15,11 @@ T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def site() -> SiteInfo:
     return SiteInfo(
-        title="重庆新闻", base_url=BASE, language="zh-CN", timezone="Asia/Shanghai", description="本地新闻汇总"
+        title="重庆新闻",
+        base_url=BASE,
+        language="zh-CN",
+        timezone="Asia/Shanghai",
+        description="本地新闻汇总",
     )
 
 

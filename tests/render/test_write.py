@@ -1,0 +1,94 @@
+"""write_if_changed / prune: change-only, atomic writes and safe pruning."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from syndicator.errors import RenderError
+from syndicator.render.write import TEMP_PREFIX, prune, write_if_changed
+
+
+def test_writes_then_keeps_mtime_when_equal(tmp_path: Path) -> None:
+    assert write_if_changed(tmp_path, "tags/a.atom", b"one") is True
+    target = tmp_path / "tags" / "a.atom"
+    assert target.read_bytes() == b"one"
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+    assert write_if_changed(tmp_path, "tags/a.atom", b"one") is False
+    assert target.stat().st_mtime_ns == 1_000_000_000
+    assert write_if_changed(tmp_path, "tags/a.atom", b"two") is True
+    assert target.read_bytes() == b"two"
+    assert target.stat().st_mtime_ns != 1_000_000_000
+    assert oct(target.stat().st_mode & 0o777) == oct(0o644)
+    assert [p.name for p in target.parent.iterdir()] == ["a.atom"]  # no temp file left behind
+
+
+def test_replacement_is_atomic(tmp_path: Path) -> None:
+    """A concurrent reader only ever sees one complete version."""
+    a, b = b"A" * 300_000, b"B" * 400_000
+    write_if_changed(tmp_path, "all.atom", a)
+    target = tmp_path / "all.atom"
+    seen: set[bytes] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.add(target.read_bytes())
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(40):
+            write_if_changed(tmp_path, "all.atom", b if i % 2 == 0 else a)
+    finally:
+        stop.set()
+        thread.join()
+    assert seen <= {a, b}
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_if_changed(tmp_path, "all.rss", b"old")
+
+    def broken_replace(src: str, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(RenderError, match=r"all\.rss"):
+        write_if_changed(tmp_path, "all.rss", b"new")
+    assert (tmp_path / "all.rss").read_bytes() == b"old"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+@pytest.mark.parametrize("bad", ["../x.atom", "/etc/x", "a/../../x", "", "a\\b", "./a"])
+def test_paths_outside_are_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(RenderError):
+        write_if_changed(tmp_path / "out", bad, b"x")
+
+
+def test_prune_removes_only_stale_generated_files(tmp_path: Path) -> None:
+    for rel in ("tags/a.atom", "tags/a.rss", "tags/b.atom", "tags/b.rss", "tags/old/c.html", "all.atom"):
+        write_if_changed(tmp_path, rel, b"x")
+    (tmp_path / "tags" / "notes.txt").write_text("mine")
+    (tmp_path / "tags" / f"{TEMP_PREFIX}xyz.part").write_bytes(b"")
+    removed = prune(tmp_path, {"tags/a.atom", "a.rss"}, "tags")
+    assert removed == ["tags/.syndicator-tmp-xyz.part", "tags/b.atom", "tags/b.rss", "tags/old/c.html"]
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert left == ["all.atom", "tags/a.atom", "tags/a.rss", "tags/notes.txt"]
+    assert not (tmp_path / "tags" / "old").exists()
+    assert prune(tmp_path, set(), "missing") == []
+
+
+def test_prune_does_not_follow_symlinks(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.atom").write_bytes(b"x")
+    out = tmp_path / "out"
+    (out / "tags").mkdir(parents=True)
+    (out / "tags" / "link").symlink_to(outside, target_is_directory=True)
+    prune(out, set(), "tags")
+    assert (outside / "keep.atom").exists()
+    with pytest.raises(RenderError):
+        prune(out, set(), "../outside")

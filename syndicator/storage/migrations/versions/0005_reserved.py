@@ -1,0 +1,20 @@
+"""daily digests (issue: digest) — reserved; filled in by that issue's change (keep the revision id and chain).
+
+Revision ID: 0005
+Revises: 0004
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -127,13 +127,24 @@ class NormalizeSettings(_Section):
     editor_lines: list[str] = Field(default_factory=list)
     byline_after: list[str] = Field(default_factory=list)
     footer_lines: list[str] = Field(default_factory=list)
+    end_lines: list[str] = Field(default_factory=list)  # the article ends at such a line (page furniture after it)
     junk_dates: list[str] = Field(default_factory=list)
     publishers: list[str] = Field(default_factory=list)
     submitters: list[str] = Field(default_factory=list)
     min_image_size: int = Field(default=32, ge=0)
     summary_chars: int = Field(default=150, ge=20, le=2000)
 
-    @field_validator("title_suffixes", "boilerplate_lines", "editor_lines", "byline_after", "footer_lines", "junk_dates")
+    @field_validator(
+        "title_suffixes",
+        "boilerplate_lines",
+        "editor_lines",
+        "byline_after",
+        "footer_lines",
+        "end_lines",
+        "junk_dates",
+        "publishers",
+        "submitters",
+    )
     @classmethod
     def _regexes(cls, v: list[str]) -> list[str]:
         for pattern in v:

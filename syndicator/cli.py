@@ -51,10 +51,12 @@ class Ctx:
     @property
     def repo(self) -> Any:
         if self._repo is None:
+            from .dedup import Thresholds
             from .storage.engine import open_database
             from .storage.repo import Repository
 
-            self._repo = Repository(open_database(self.settings.database.url))
+            self._repo = Repository(open_database(self.settings.database.url),
+                                    Thresholds(**self.settings.dedup.model_dump()))
         return self._repo
 
 

@@ -155,6 +155,17 @@ class NormalizeSettings(_Section):
         return v
 
 
+class DedupSettings(_Section):
+    """When articles are one story (near-duplicates); see syndicator.dedup.Thresholds."""
+
+    enabled: bool = True
+    jaccard: float = Field(default=0.7, gt=0, le=1)
+    containment: float = Field(default=0.9, gt=0, le=1)
+    max_extra: float = Field(default=0.6, ge=0, le=1)
+    min_shingles: int = Field(default=40, ge=1)
+    max_candidates: int = Field(default=20, ge=1, le=1000)
+
+
 class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -163,6 +174,7 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")

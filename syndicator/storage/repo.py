@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -84,8 +84,9 @@ class SourceStatus:
 class Repository:
     """All database access of syndicator goes through here."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, thresholds: dedup.Thresholds | None = None) -> None:
         self.engine = engine
+        self.thresholds = thresholds or dedup.Thresholds()
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
@@ -184,35 +185,37 @@ class Repository:
     def _apply_article(
         self, s: Session, source_id: int, a: ArticleValue, now: datetime, result: BatchResult, touched: set[str]
     ) -> None:
+        """Store one article: new story, member of a stored story, update, or nothing (see dedup.decide)."""
         row = s.get(m.Article, a.id)
         stored = (
             dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
         )
-        candidates: list[dedup.Candidate] = []
         curl = dedup.canonical_url(a.link)
+        fp: dedup.Fingerprint | None = None
+        candidates: list[dedup.Candidate] = []
         if row is None:
-            cond = m.Article.content_hash == a.content_hash
-            if curl:
-                cond = cond | (m.Article.canonical_url == curl)
-            candidates = [
-                dedup.Candidate(aid, sid, h, cu)
-                for aid, sid, h, cu in s.execute(
-                    select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url)
-                    .where(cond, m.Article.withdrawn_at.is_(None))
-                    .limit(20)
-                )
-            ]
-        decision = dedup.decide(a, stored, candidates)
+            fp = dedup.fingerprint(a.content_text) if self.thresholds.enabled else None
+            candidates = self._candidates(s, a, curl, fp)
+        decision = dedup.decide(a, stored, candidates, self.thresholds)
         if isinstance(decision, dedup.Unchanged):
             result.unchanged += 1
             assert row is not None
-            if self._set_tags(s, a.id, a.tags):  # rules may have changed; tags are cheap to refresh
+            changed = self._set_tags(s, a.id, a.tags)  # rules may have changed; tags are cheap to refresh
+            if (row.title, row.content_html, row.summary, row.channel) != (a.title, a.content_html, a.summary, a.channel):
+                # only spacing or punctuation moved: keep the new form, but `updated` stays where it is
+                self._fill(row, a, curl)
+                changed = True
+            if self.thresholds.enabled and not s.scalar(
+                select(func.count()).select_from(m.ArticleBand).where(m.ArticleBand.article_id == a.id)
+            ):
+                self._index(s, a.id, dedup.fingerprint(a.content_text))  # stored before the index existed
+            if changed:
                 touched.add(row.story_id)
             return
         if isinstance(decision, dedup.Update):
             assert row is not None
             result.updated += 1
-            if row.content_hash != a.content_hash or row.title != a.title:
+            if decision.text_changed:
                 s.add(
                     m.ArticleVersion(
                         article_id=row.id, version=row.version, title=row.title, published=row.published,
@@ -221,16 +224,19 @@ class Repository:
                     )
                 )
                 row.version += 1
+                row.updated = max(a.updated or now, row.updated or row.published)  # forward only
+                row.last_changed = now
             self._fill(row, a, curl)
-            row.updated = a.updated or now
-            row.last_changed = now
             row.withdrawn_at = None
             self._set_tags(s, a.id, a.tags)
+            if self.thresholds.enabled:
+                self._index(s, a.id, dedup.fingerprint(a.content_text))
             touched.add(row.story_id)
             return
         if isinstance(decision, dedup.DuplicateOf):
             result.duplicates += 1
             story_id = decision.story_id
+            log.debug("%s: same story as %s (%s)", a.source_path or a.key, decision.article_id, decision.how)
         else:
             result.new += 1
             story_id = decision.story_id
@@ -249,8 +255,68 @@ class Repository:
                                    content_hash=v.content_hash, recorded_at=now))
         row.version = len(a.earlier_versions) + 1
         s.flush()
+        if fp is not None:
+            self._index(s, a.id, fp)
         self._set_tags(s, a.id, a.tags)
         touched.add(story_id)
+
+    def _candidates(
+        self, s: Session, a: ArticleValue, curl: str | None, fp: dedup.Fingerprint | None
+    ) -> list[dedup.Candidate]:
+        """Live articles that may be the same story: same hash or URL (indexed), or sharing an LSH band.
+
+        The band lookup goes through ``ix_article_bands_key`` and returns at most ``max_candidates``
+        articles, those sharing the most bands first: the cost does not grow with the table.
+        """
+        cond = m.Article.content_hash == a.content_hash
+        if curl:
+            cond = cond | (m.Article.canonical_url == curl)
+        out = [
+            dedup.Candidate(aid, sid, h, cu)
+            for aid, sid, h, cu in s.execute(
+                select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url)
+                .where(cond, m.Article.withdrawn_at.is_(None))
+                .limit(20)
+            )
+        ]
+        if out or fp is None or not fp.bands or fp.size < self.thresholds.min_shingles:
+            return out
+        shared = (
+            select(m.ArticleBand.article_id, func.count().label("n"))
+            .where(m.ArticleBand.band_key.in_(fp.bands), m.ArticleBand.article_id != a.id)
+            .group_by(m.ArticleBand.article_id)
+            .order_by(func.count().desc(), m.ArticleBand.article_id)
+            .limit(self.thresholds.max_candidates)
+            .subquery()
+        )
+        rows = s.execute(
+            select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
+                   m.Article.content_text, shared.c.n)
+            .join(shared, shared.c.article_id == m.Article.id)
+            .where(m.Article.withdrawn_at.is_(None))
+        )
+        return [dedup.Candidate(aid, sid, h, cu, text, int(n)) for aid, sid, h, cu, text, n in rows]
+
+    @staticmethod
+    def _index(s: Session, article_id: str, fp: dedup.Fingerprint) -> None:
+        """(Re)write the article's LSH band rows."""
+        s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == article_id))
+        if fp.bands:
+            s.execute(
+                insert(m.ArticleBand),
+                [{"article_id": article_id, "band_no": i, "band_key": k} for i, k in enumerate(fp.bands)],
+            )
+
+    def find_duplicates(self, a: ArticleValue) -> dedup.Decision:
+        """What storing ``a`` would decide, without storing it (bench and `stories` diagnostics)."""
+        with self._session() as s:
+            row = s.get(m.Article, a.id)
+            stored = (
+                dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
+            )
+            fp = dedup.fingerprint(a.content_text) if row is None and self.thresholds.enabled else None
+            cands = self._candidates(s, a, dedup.canonical_url(a.link), fp) if row is None else []
+            return dedup.decide(a, stored, cands, self.thresholds)
 
     @staticmethod
     def _fill(row: m.Article, a: ArticleValue, curl: str | None) -> None:
@@ -295,6 +361,7 @@ class Repository:
         row = s.scalar(select(m.Article).where(m.Article.source_id == source_id, m.Article.key == key))
         if row is not None and row.withdrawn_at is None:
             row.withdrawn_at = now
+            s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == row.id))  # not a candidate any more
             result.withdrawn += 1
             touched.add(row.story_id)
 

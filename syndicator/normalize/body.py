@@ -119,6 +119,8 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             name = ed.groupdict().get("name")
             if name and name.strip():
                 body.author = name.strip()
+            if rules.editor_ends_article and not is_teaser:
+                break
             continue
         if is_teaser:
             continue  # the teaser is an excerpt: metadata may come from it, paragraphs never do

@@ -7,13 +7,14 @@ import re
 from dataclasses import dataclass, field
 
 from .rules import CompiledRules
-from .sanitize import image, paragraph
+from .sanitize import image, paragraph, sanitize
 from .text import IMG_TAG, clean_inline, is_blank, is_tracking, parse_img
 
 MORE = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _KEY_STRIP = re.compile(r"[\s\u3000]+|(?:…|\.\.\.|。。。)+$")
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
+_SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
 
 
@@ -29,7 +30,7 @@ class Body:
         return [t for kind, t in self.paragraphs if kind == "p"]
 
     def html(self) -> str:
-        return "".join(paragraph(t) if kind == "p" else t for kind, t in self.paragraphs)
+        return sanitize("".join(paragraph(t) if kind == "p" else t for kind, t in self.paragraphs))
 
     def text(self) -> str:
         return "\n\n".join(self.texts)
@@ -140,7 +141,7 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
                     items.append(("p", piece))
                 if n < len(imgs := IMG_TAG.findall(line)):
                     img = parse_img(imgs[n])
-                    if img is None or is_tracking(img, rules.min_image_size):
+                    if img is None or not _SAFE_SRC.match(img.src) or is_tracking(img, rules.min_image_size):
                         continue
                     items.append(("img", image(img)))
             continue

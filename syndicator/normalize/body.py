@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .rules import CompiledRules
 from .sanitize import image, paragraph, sanitize
-from .text import IMG_TAG, clean_inline, is_blank, is_tracking, parse_img
+from .text import IMG_TAG, clean_inline, clean_line, is_blank, is_tracking, parse_img
 
 MORE = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -50,7 +50,7 @@ def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
         return lines
     start = None
     for i, line in enumerate(lines[:40]):
-        if rules.byline_after.search(clean_inline(line)):
+        if rules.byline_after.search(clean_line(line)):
             start = i
             break
     if start is None:
@@ -97,7 +97,7 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             want_title = (
                 False  # `原标题：` closing the teaser: its headline is not the main text's first line
             )
-        line = clean_inline(raw)
+        line = clean_line(raw)
         if not line:
             continue
         if not is_teaser and rules.end is not None and rules.end.search(line):

@@ -95,6 +95,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
       syndicator sync                 read every source, store articles, write feeds/
       syndicator serve                serve feeds/ at http://127.0.0.1:8080/
       syndicator articles --json      what is stored, one JSON object per line
+      syndicator stories --min-members 2   news carried by several channels
     Every command reads config.yaml (or --config PATH / $SYNDICATOR_CONFIG).
     Exit codes: 0 ok, 1 a source or file failed, 2 bad config or usage.
     """
@@ -179,6 +180,26 @@ def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> Non
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             click.echo(f"{row['published'][:16]}  {row['id']}  {row['title']}  [{', '.join(row['tags'])}]")
+
+
+@main.command()
+@click.option("--min-members", type=int, default=1, show_default=True, metavar="N",
+              help="Only stories carried by at least N articles (2: the ones found more than once).")
+@click.option("--limit", type=int, default=None, help="At most N stories, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, members included.")
+@click.pass_obj
+@handles_errors
+def stories(obj: Ctx, min_members: int, limit: int | None, as_json: bool) -> None:
+    """List stories (one news item, however many channels carried it) with their member articles."""
+    for row in obj.repo.iter_stories(min_members=min_members, limit=limit):
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['published'][:16]}  {row['story_id']}  {row['title']}  ({row['member_count']})")
+        for member in row["members"]:
+            mark = "*" if member["duplicate_of"] is None else " "
+            where = member["channel"] or member["source"]
+            click.echo(f"    {mark} {member['id']}  {where}  {member['title']}")
 
 
 @main.command("check-config")

@@ -33,13 +33,20 @@ _TRACKING = re.compile(
 _NOT_WORD = re.compile(r"[\W_]+")
 
 #: Shingle length (characters of the text without spaces and punctuation), MinHash size and LSH banding.
-#: 32 bands of 4 rows: a pair with Jaccard 0.6 becomes a candidate with probability 0.99, 0.3 with 0.23.
+#: 42 bands of 3 rows: a pair with Jaccard 0.5 becomes a candidate with probability 0.996, 0.4 with 0.94,
+#: 0.2 with 0.29 — low enough for extended re-posts (a version with extra paragraphs) to be found, while
+#: unrelated texts (Jaccard < 0.05) almost never share a band.
 SHINGLE = 5
-NUM_PERM = 128
-BANDS = 32
-ROWS = NUM_PERM // BANDS
+BANDS = 42
+ROWS = 3
+NUM_PERM = BANDS * ROWS
 SEED = 1
-INDEX_VERSION = 1
+#: One more "band" per article: its headline (comparable form), so a re-post under the same headline is a
+#: candidate however much text it adds (`same_title_containment`).
+TITLE_BAND = BANDS
+INDEX_VERSION = 2
+#: Headlines shorter than this (comparable characters) are too generic to count as "the same headline".
+MIN_TITLE_CHARS = 6
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -66,9 +73,13 @@ def story_id_for(article_id: str) -> str:
 # ---------------------------------------------------------------- fingerprints
 
 
+#: Used as separators in headlines though Unicode calls them letters (``丨`` is a CJK radical).
+_SEPARATOR_LETTERS = str.maketrans("", "", "丨")
+
+
 def comparable(text: str) -> str:
     """The text as compared: NFKC, case-folded, without whitespace and punctuation (``丨`` = ``｜`` = nothing)."""
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).casefold()
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).translate(_SEPARATOR_LETTERS)).casefold()
 
 
 def shingle_strings(text: str, k: int = SHINGLE) -> set[str]:
@@ -100,16 +111,31 @@ def _band_key(band_no: int, values: list[int]) -> int:
     return int.from_bytes(hashlib.blake2b(raw.encode(), digest_size=8).digest(), "big") >> 1
 
 
-def fingerprint(text: str) -> Fingerprint:
-    """MinHash (rensa) over the text's shingles, cut into LSH bands; no bands for an empty text."""
+def title_key(title: str) -> int | None:
+    """The index key of a headline (None for one too short to tell stories apart, e.g. ``娱乐频道``)."""
+    c = comparable(title)
+    if len(c) < MIN_TITLE_CHARS:
+        return None
+    raw = f"{INDEX_VERSION}:title:{c}"
+    return int.from_bytes(hashlib.blake2b(raw.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def fingerprint(text: str, title: str = "") -> Fingerprint:
+    """MinHash (rensa) over the text's shingles cut into LSH bands, plus the title key; nothing for no text.
+
+    ``bands[i]`` is band number ``i``; the title key, when there is one, is the last item (``TITLE_BAND``).
+    """
     grams = shingle_strings(text)
     if not grams:
         return Fingerprint((), 0)
     mh = rensa.RMinHash(num_perm=NUM_PERM, seed=SEED)
     mh.update(sorted(grams))
     digest = [int(v) for v in mh.digest()]
-    bands = tuple(_band_key(b, digest[b * ROWS : (b + 1) * ROWS]) for b in range(BANDS))
-    return Fingerprint(bands, len(grams))
+    bands = [_band_key(b, digest[b * ROWS : (b + 1) * ROWS]) for b in range(BANDS)]
+    tk = title_key(title)
+    if tk is not None:
+        bands.append(tk)
+    return Fingerprint(tuple(bands), len(grams))
 
 
 # ---------------------------------------------------------------- similarity
@@ -122,7 +148,9 @@ class Thresholds:
     jaccard: float = 0.7  # shingle Jaccard at or above which two texts are near-duplicates
     containment: float = 0.9  # or: this share of the shorter text's shingles is in the longer one …
     max_extra: float = 0.6  # … and the longer one adds at most this share of its own shingles
-    min_shingles: int = 40  # shorter texts only merge by exact hash or URL
+    same_title_containment: float = 0.5  # under the same headline, this containment is enough
+    min_shingles: int = 40  # shorter texts only merge by exact hash (same headline) or URL
+    min_shingles_retitled: int = 200  # under different headlines both texts need this many shingles
     max_candidates: int = 20  # candidates verified per added article, the most band matches first
     enabled: bool = True
 
@@ -143,16 +171,23 @@ def similarity(a: frozenset[int], b: frozenset[int]) -> Similarity:
     return Similarity(inter / (len(a) + len(b) - inter), inter / small, (large - inter) / large)
 
 
-def near_duplicate(a: frozenset[int], b: frozenset[int], t: Thresholds) -> bool:
+def near_duplicate(a: frozenset[int], b: frozenset[int], t: Thresholds, titled_alike: bool = False) -> bool:
     """Same story: nearly the same text, or one text is (almost) inside the other and not much longer.
 
     A different event that shares a template paragraph has its own facts on *both* sides, so neither
-    Jaccard nor containment of the shorter text gets near the thresholds.
+    Jaccard nor containment of the shorter text gets near the thresholds. Under different headlines a
+    short text is most often a scraped template (a list of related links, a byline) rather than a
+    re-post, so both texts must be long (``min_shingles_retitled``). Under the same headline (see
+    ``same_title``) one text only has to hold ``same_title_containment`` of the other: the yicai version
+    of a news item that appends the whole policy document is still the same story.
     """
-    if min(len(a), len(b)) < t.min_shingles:
+    small = min(len(a), len(b))
+    if small < t.min_shingles or (not titled_alike and small < t.min_shingles_retitled):
         return False
     sim = similarity(a, b)
-    return sim.jaccard >= t.jaccard or (sim.containment >= t.containment and sim.extra <= t.max_extra)
+    if sim.jaccard >= t.jaccard or (sim.containment >= t.containment and sim.extra <= t.max_extra):
+        return True
+    return titled_alike and sim.containment >= t.same_title_containment
 
 
 # ---------------------------------------------------------------- decisions
@@ -177,6 +212,7 @@ class Candidate:
     canonical_url: str | None
     content_text: str = ""
     band_matches: int = 0
+    title: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +245,12 @@ def same_title(a: str, b: str) -> bool:
     return comparable(a) == comparable(b)
 
 
+def titled_alike(a: str, b: str) -> bool:
+    """The same headline, and one long enough to say something (``MIN_TITLE_CHARS``)."""
+    ca = comparable(a)
+    return len(ca) >= MIN_TITLE_CHARS and ca == comparable(b)
+
+
 def decide(
     article: Article, stored: Stored | None, candidates: list[Candidate], thresholds: Thresholds | None = None
 ) -> Decision:
@@ -228,11 +270,16 @@ def decide(
     url = canonical_url(article.link)
     others = sorted((c for c in candidates if c.article_id != article.id), key=lambda c: c.article_id)
     for c in others:
-        if c.content_hash == article.content_hash:
-            return DuplicateOf(c.story_id, c.article_id, "hash")
-    for c in others:
         if url is not None and c.canonical_url == url:
             return DuplicateOf(c.story_id, c.article_id, "url")
+    size: int | None = None
+    for c in others:
+        if c.content_hash == article.content_hash:
+            # the same text under another headline: a re-post, unless the text is a short template
+            if size is None:
+                size = len(shingle_strings(article.content_text))
+            if same_title(c.title, article.title) or size >= t.min_shingles_retitled:
+                return DuplicateOf(c.story_id, c.article_id, "hash")
     if t.enabled:
         mine = shingles(article.content_text)
         best: tuple[float, str, Candidate] | None = None
@@ -240,7 +287,7 @@ def decide(
             if not c.content_text:
                 continue
             theirs = shingles(c.content_text)
-            if near_duplicate(mine, theirs, t):
+            if near_duplicate(mine, theirs, t, titled_alike(article.title, c.title)):
                 score = similarity(mine, theirs).jaccard
                 if best is None or (score, c.article_id) > (best[0], best[1]):
                     best = (score, c.article_id, c)

@@ -194,7 +194,7 @@ class Repository:
         fp: dedup.Fingerprint | None = None
         candidates: list[dedup.Candidate] = []
         if row is None:
-            fp = dedup.fingerprint(a.content_text) if self.thresholds.enabled else None
+            fp = dedup.fingerprint(a.content_text, a.title) if self.thresholds.enabled else None
             candidates = self._candidates(s, a, curl, fp)
         decision = dedup.decide(a, stored, candidates, self.thresholds)
         if isinstance(decision, dedup.Unchanged):
@@ -208,7 +208,7 @@ class Repository:
             if self.thresholds.enabled and not s.scalar(
                 select(func.count()).select_from(m.ArticleBand).where(m.ArticleBand.article_id == a.id)
             ):
-                self._index(s, a.id, dedup.fingerprint(a.content_text))  # stored before the index existed
+                self._index(s, a.id, dedup.fingerprint(a.content_text, a.title))  # stored before the index existed
             if changed:
                 touched.add(row.story_id)
             return
@@ -230,7 +230,7 @@ class Repository:
             row.withdrawn_at = None
             self._set_tags(s, a.id, a.tags)
             if self.thresholds.enabled:
-                self._index(s, a.id, dedup.fingerprint(a.content_text))
+                self._index(s, a.id, dedup.fingerprint(a.content_text, a.title))
             touched.add(row.story_id)
             return
         if isinstance(decision, dedup.DuplicateOf):
@@ -272,10 +272,12 @@ class Repository:
         if curl:
             cond = cond | (m.Article.canonical_url == curl)
         out = [
-            dedup.Candidate(aid, sid, h, cu)
-            for aid, sid, h, cu in s.execute(
-                select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url)
+            dedup.Candidate(aid, sid, h, cu, title=title)
+            for aid, sid, h, cu, title in s.execute(
+                select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
+                       m.Article.title)
                 .where(cond, m.Article.withdrawn_at.is_(None))
+                .order_by(m.Article.id)
                 .limit(20)
             )
         ]
@@ -291,11 +293,11 @@ class Repository:
         )
         rows = s.execute(
             select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
-                   m.Article.content_text, shared.c.n)
+                   m.Article.content_text, shared.c.n, m.Article.title)
             .join(shared, shared.c.article_id == m.Article.id)
             .where(m.Article.withdrawn_at.is_(None))
         )
-        return [dedup.Candidate(aid, sid, h, cu, text, int(n)) for aid, sid, h, cu, text, n in rows]
+        return [dedup.Candidate(aid, sid, h, cu, text, int(n), title) for aid, sid, h, cu, text, n, title in rows]
 
     @staticmethod
     def _index(s: Session, article_id: str, fp: dedup.Fingerprint) -> None:
@@ -314,7 +316,7 @@ class Repository:
             stored = (
                 dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
             )
-            fp = dedup.fingerprint(a.content_text) if row is None and self.thresholds.enabled else None
+            fp = dedup.fingerprint(a.content_text, a.title) if row is None and self.thresholds.enabled else None
             cands = self._candidates(s, a, dedup.canonical_url(a.link), fp) if row is None else []
             return dedup.decide(a, stored, cands, self.thresholds)
 
@@ -381,9 +383,14 @@ class Repository:
             result.changed_tags |= self._slugs(s, old_tags)
             return
         canonical = min(members, key=lambda a: (a.published, -len(a.content_text), a.id))
+        # The entry shows the canonical member: only its real edits move `updated` (forward only). A new
+        # channel re-posting the story changes "also in", not the news, and must not re-surface the entry.
+        shown = canonical.updated or canonical.published
+        if story.canonical_article_id == canonical.id and story.updated is not None:
+            shown = max(shown, story.updated)
         story.canonical_article_id = canonical.id
         story.published = canonical.published
-        story.updated = max((a.updated or a.published) for a in members)
+        story.updated = shown
         story.member_count = len(members)
         story.withdrawn = False
         story.changed_at = now
@@ -523,6 +530,51 @@ class Repository:
                     "publisher": a.publisher, "summary": a.summary, "content_html": a.content_html,
                     "content_text": a.content_text, "tags": tag_names.get(a.id, []), "version": a.version,
                 }
+
+    def iter_stories(self, min_members: int = 1, limit: int | None = None) -> Iterator[dict[str, object]]:
+        """Live stories with their live members, newest first (``syndicator stories --json``)."""
+        with self._session() as s:
+            q = (
+                select(m.Story)
+                .where(m.Story.withdrawn.is_(False), m.Story.member_count >= min_members)
+                .order_by(m.Story.published.desc(), m.Story.id)
+            )
+            if limit is not None:
+                q = q.limit(limit)
+            stories = list(s.scalars(q))
+            for start in range(0, len(stories), 500):
+                chunk = stories[start : start + 500]
+                members: dict[str, list[tuple[m.Article, str]]] = {}
+                for a, source_name in s.execute(
+                    select(m.Article, m.Source.name)
+                    .join(m.Source, m.Source.id == m.Article.source_id)
+                    .where(m.Article.story_id.in_([st.id for st in chunk]), m.Article.withdrawn_at.is_(None))
+                    .order_by(m.Article.published, m.Article.id)
+                ):
+                    members.setdefault(a.story_id, []).append((a, source_name))
+                tags: dict[str, list[str]] = {}
+                for sid, name in s.execute(
+                    select(m.StoryTag.story_id, m.Tag.name)
+                    .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
+                    .where(m.StoryTag.story_id.in_([st.id for st in chunk]))
+                    .order_by(m.Tag.name)
+                ):
+                    tags.setdefault(sid, []).append(name)
+                for st in chunk:
+                    group = members.get(st.id, [])
+                    canon = next((a for a, _ in group if a.id == st.canonical_article_id), None)
+                    yield {
+                        "story_id": st.id, "title": canon.title if canon else None,
+                        "canonical_article_id": st.canonical_article_id,
+                        "published": st.published.isoformat(), "updated": st.updated.isoformat(),
+                        "member_count": len(group), "tags": tags.get(st.id, []),
+                        "members": [
+                            {"id": a.id, "title": a.title, "channel": a.channel, "source": source_name,
+                             "source_path": a.source_path, "link": a.link, "published": a.published.isoformat(),
+                             "duplicate_of": None if a.id == st.canonical_article_id else st.canonical_article_id}
+                            for a, source_name in group
+                        ],
+                    }
 
     def article_versions(self, article_id: str) -> list[tuple[int, str, str]]:
         with self._session() as s:

@@ -162,7 +162,7 @@ class DedupSettings(_Section):
     enabled: bool = True
     jaccard: float = Field(default=0.7, gt=0, le=1)
     containment: float = Field(default=0.9, gt=0, le=1)
-    max_extra: float = Field(default=0.6, ge=0, le=1)
+    max_extra: float = Field(default=0.55, ge=0, le=1)
     same_title_containment: float = Field(default=0.5, gt=0, le=1)
     min_shingles: int = Field(default=40, ge=1)
     min_shingles_retitled: int = Field(default=200, ge=1)

@@ -17,7 +17,7 @@ from syndicator.storage.repo import Repository
 
 sys.path.insert(0, str(REPO))  # bench/ is a folder of the repository, not part of the package
 
-from bench import stories as bench  # noqa: E402
+from bench import stories as bench
 
 
 def sentences() -> list[str]:

@@ -310,6 +310,56 @@ def timing(sentences: Sequence[str], size: int, thresholds: dedup.Thresholds, pr
     }
 
 
+def compare_libraries(sentences: Sequence[str], n: int = 500, seed: int = 5) -> dict[str, float]:
+    """ms per article to MinHash the same shingles with rensa and with datasketch (when installed),
+    and the mean absolute error of each one's Jaccard estimate on re-post pairs."""
+    import rensa
+
+    rnd = random.Random(seed)
+    texts = ["".join(rnd.sample(sentences, 12)) for _ in range(n)]
+    pairs = [(t, t[: len(t) * 3 // 4] + "".join(rnd.sample(sentences, 2))) for t in texts[:100]]
+    out: dict[str, float] = {}
+
+    def exact(a: str, b: str) -> float:
+        x, y = dedup.shingle_strings(a), dedup.shingle_strings(b)
+        return len(x & y) / len(x | y)
+
+    grams = [sorted(dedup.shingle_strings(t)) for t in texts]
+    t0 = time.perf_counter()
+    for g in grams:
+        r = rensa.RMinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED)
+        r.update(g)
+        r.digest()
+    out["rensa_ms"] = (time.perf_counter() - t0) * 1000 / n
+
+    def rensa_j(a: str, b: str) -> float:
+        ma, mb = (rensa.RMinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED) for _ in range(2))
+        ma.update(sorted(dedup.shingle_strings(a)))
+        mb.update(sorted(dedup.shingle_strings(b)))
+        return float(ma.jaccard(mb))
+
+    out["rensa_err"] = statistics.mean(abs(rensa_j(a, b) - exact(a, b)) for a, b in pairs)
+    try:
+        import datasketch  # type: ignore[import-untyped]
+    except ImportError:
+        return out
+    t0 = time.perf_counter()
+    for g in grams:
+        d = datasketch.MinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED)
+        d.update_batch([x.encode() for x in g])
+        d.digest()
+    out["datasketch_ms"] = (time.perf_counter() - t0) * 1000 / n
+
+    def ds_j(a: str, b: str) -> float:
+        da, db = (datasketch.MinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED) for _ in range(2))
+        da.update_batch([x.encode() for x in dedup.shingle_strings(a)])
+        db.update_batch([x.encode() for x in dedup.shingle_strings(b)])
+        return float(da.jaccard(db))
+
+    out["datasketch_err"] = statistics.mean(abs(ds_j(a, b) - exact(a, b)) for a, b in pairs)
+    return out
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -322,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--corpus", type=Path, default=CORPUS, help="the real corpus (default ../shared/corpus)")
     p.add_argument("--zipf", action="store_true", help="synthetic text from a Zipf pseudo-language")
+    p.add_argument("--libraries", action="store_true", help="only: rensa vs datasketch (pip install datasketch)")
     args = p.parse_args(argv)
     both = not (args.quality or args.timing)
     thresholds = dedup.Thresholds(**Settings.model_validate(_config()).dedup.model_dump())
@@ -334,6 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sentences = corpus_sentences(args.corpus)
         print(f"sentences: {len(sentences)} from {args.corpus}/posts")
     print(f"thresholds: {thresholds}")
+    if args.libraries:
+        lib = compare_libraries(sentences)
+        print("MinHash per article (ms) and mean |estimated - exact Jaccard| on re-post pairs:")
+        for name in ("rensa", "datasketch"):
+            if f"{name}_ms" in lib:
+                print(f"  {name:<10} {lib[f'{name}_ms']:.3f} ms  error {lib[f'{name}_err']:.3f}")
+            else:
+                print(f"  {name:<10} not installed")
+        return 0
     if args.quality or both:
         t0 = time.perf_counter()
         s = evaluate_synthetic(sentences, thresholds, args.stories, args.seed)

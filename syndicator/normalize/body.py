@@ -12,7 +12,6 @@ from .text import IMG_TAG, clean_inline, clean_line, is_blank, is_tracking, pars
 
 MORE = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_KEY_STRIP = re.compile(r"[\s\u3000]+|(?:…|\.\.\.|。。。)+$")
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
 _SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
@@ -37,7 +36,11 @@ class Body:
 
 
 def _key(text: str) -> str:
-    return _KEY_STRIP.sub("", text)
+    """Comparison key of a cleaned line: no spaces, no trailing ellipsis."""
+    k = text.replace(" ", "")
+    while k.endswith(("…", "...", "。。。")):
+        k = k.rstrip("…").removesuffix("...").removesuffix("。。。")
+    return k
 
 
 def _is_byline(line: str) -> bool:
@@ -76,7 +79,7 @@ def _split_title_lead(x: str, later: list[str]) -> str | None:
         probe = p[:_MIN_PREFIX]
         i = x.find(probe)
         while i > 0:
-            tail = _KEY_STRIP.sub("", x[i:])
+            tail = _key(x[i:])
             if _key(p).startswith(tail):
                 return x[:i].strip() or None
             i = x.find(probe, i + 1)

@@ -220,7 +220,7 @@ def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None) ->
     if log_format is not None:
         setup_logging(obj.log_level, log_format)
     settings, repo = obj.settings, obj.repo
-    sys.exit(run_service(settings, repo, host=host, port=port, announce=lambda line: click.echo(line, err=True)))
+    sys.exit(run_service(settings, repo, host=host, port=port))
 
 
 @main.command()

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -54,10 +53,7 @@ def _http_server(settings: Settings, repo: Repository, metrics: Metrics, host: s
         raise SyndicatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def run(
-    settings: Settings, repo: Repository, *, host: str | None = None, port: int | None = None,
-    announce: Callable[[str], None] = print,
-) -> int:
+def run(settings: Settings, repo: Repository, *, host: str | None = None, port: int | None = None) -> int:
     """Run until asked to stop; returns the exit code (0)."""
     holder = f"{socket.gethostname()}:{os.getpid()}"
     with _take_service_lock(repo):
@@ -83,8 +79,8 @@ def run(
                 server = _http_server(settings, repo, metrics, host, settings.server.port if port is None else port)
                 threading.Thread(target=server.run, name="http", daemon=True).start()
                 base = f"http://{host}:{server.effective_port}/"
-                announce(f"serving {settings.output.dir} at {base} (all stories: {base}all.atom; "
-                         f"per tag: {base}tags/<slug>.atom; health: {base}healthz; metrics: {base}metrics)")
+                log.info("serving %s at %s (all stories: %sall.atom; per tag: %stags/<slug>.atom; "
+                         "health: %shealthz; metrics: %smetrics)", settings.output.dir, base, base, base, base, base)
             names = ", ".join(f"{s.name} ({'cron ' + s.cron if s.cron else 'every ' + s.every})" for s in ticker.sources)
             log.info("scheduler started by %s: %s", holder, names or "no enabled sources")
             scheduler = start(ticker, settings)

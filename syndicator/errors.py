@@ -64,3 +64,32 @@ class RenderError(SyndicatorError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class BlockedAddress(FetchError):  # noqa: N818 - named after what happened, like NotModified
+    """The URL's scheme or address is not allowed (private network guard, non-http scheme)."""
+
+
+class Gone(FetchError):  # noqa: N818
+    """The server answered 410 Gone: the source is disabled with this reason."""
+
+
+class RetryLater(FetchError):  # noqa: N818
+    """429/503: the server asked to wait ``retry_after`` seconds (already capped) before the next poll."""
+
+    def __init__(self, message: str, *, source: str, status: int | None = None, url: str | None = None,
+                 retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, source=source, status=status, url=url)
+
+
+class TooLarge(FetchError):  # noqa: N818
+    """The response passed the size cap (counted on decompressed bytes)."""
+
+
+class Timeout(FetchError):  # noqa: N818
+    """The connect or total deadline passed."""
+
+
+class NotAFeed(FetchError):  # noqa: N818
+    """The document is an error page or HTML where a feed was expected, or no parser could read it."""

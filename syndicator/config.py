@@ -116,7 +116,8 @@ class Selectors(_Section):
     link: str
     date: str | None = None
     summary: str | None = None
-    content: str | None = None
+    content: str | None = None  # on each article page: the body (fetched once per article)
+    remove: list[str] = Field(default_factory=list)  # junk inside ``content`` (share bars, ads …)
 
 
 class AuthSettings(_Section):
@@ -155,7 +156,6 @@ class SourceSettings(_Section):
     min_interval: str | None = None
     max_connections: int | None = Field(default=None, ge=1, le=16)
     selectors: Selectors | None = None
-    remove: list[str] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
@@ -256,6 +256,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")

@@ -66,15 +66,15 @@ class RenderError(SyndicatorError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
-class BlockedAddress(FetchError):  # noqa: N818 - named after what happened, like NotModified
+class BlockedAddress(FetchError):
     """The URL's scheme or address is not allowed (private network guard, non-http scheme)."""
 
 
-class Gone(FetchError):  # noqa: N818
+class Gone(FetchError):
     """The server answered 410 Gone: the source is disabled with this reason."""
 
 
-class RetryLater(FetchError):  # noqa: N818
+class RetryLater(FetchError):
     """429/503: the server asked to wait ``retry_after`` seconds (already capped) before the next poll."""
 
     def __init__(self, message: str, *, source: str, status: int | None = None, url: str | None = None,
@@ -83,13 +83,13 @@ class RetryLater(FetchError):  # noqa: N818
         super().__init__(message, source=source, status=status, url=url)
 
 
-class TooLarge(FetchError):  # noqa: N818
+class TooLarge(FetchError):
     """The response passed the size cap (counted on decompressed bytes)."""
 
 
-class Timeout(FetchError):  # noqa: N818
+class Timeout(FetchError):
     """The connect or total deadline passed."""
 
 
-class NotAFeed(FetchError):  # noqa: N818
+class NotAFeed(FetchError):
     """The document is an error page or HTML where a feed was expected, or no parser could read it."""

@@ -178,7 +178,7 @@ def _parse_json(data: bytes, url: str, *, source: str, timezone: str, fetched: d
             continue
         link = it.get("url") or it.get("external_url")
         link = urljoin(base or url, link) if isinstance(link, str) and link else None
-        title = it.get("title") if isinstance(it.get("title"), str) else ""
+        title: str = it["title"] if isinstance(it.get("title"), str) else ""
         body = it.get("content_html") if isinstance(it.get("content_html"), str) else None
         if body is None and isinstance(it.get("content_text"), str):
             body = "".join(f"<p>{_escape(p)}</p>" for p in it["content_text"].split("\n") if p.strip())
@@ -203,7 +203,8 @@ def _parse_json(data: bytes, url: str, *, source: str, timezone: str, fetched: d
 
 
 def _json_authors(obj: dict[str, Any]) -> str | None:
-    authors = obj.get("authors") if isinstance(obj.get("authors"), list) else [obj.get("author")]
+    raw = obj.get("authors")
+    authors: list[Any] = raw if isinstance(raw, list) else [obj.get("author")]
     names = [a["name"].strip() for a in authors if isinstance(a, dict) and isinstance(a.get("name"), str) and a["name"].strip()]
     return ", ".join(names) or None
 

@@ -71,8 +71,11 @@ class FetchOptions:
     max_connections: int = 2
 
     @classmethod
-    def for_source(cls, src: SourceSettings, http: HttpSettings) -> FetchOptions:
-        """Merge the source's options over the ``http:`` defaults; auth secrets are read from the environment."""
+    def for_source(cls, src: SourceSettings, http: HttpSettings, *, allow_private_networks: bool = False) -> FetchOptions:
+        """Merge the source's options over the ``http:`` defaults; auth secrets are read from the environment.
+
+        ``allow_private_networks`` is the top-level config key (the whole config), like ``http.allow_private_networks``.
+        """
         auth = None
         if src.auth is not None:
             user = src.auth.username
@@ -93,7 +96,7 @@ class FetchOptions:
             connect_timeout=pick(src.connect_timeout, http.connect_timeout),
             timeout=pick(src.timeout, http.timeout),
             verify=src.verify,
-            allow_private_networks=pick(src.allow_private_networks, http.allow_private_networks),
+            allow_private_networks=pick(src.allow_private_networks, http.allow_private_networks or allow_private_networks),
             allow_networks=tuple(ipaddress.ip_network(n, strict=False) for n in http.allow_networks),
             max_bytes=pick(src.max_bytes, http.max_bytes),
             max_redirects=http.max_redirects,

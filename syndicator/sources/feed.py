@@ -26,6 +26,7 @@ import feedparser
 from ..dedup import canonical_url
 from ..errors import NotAFeed
 from ..types import RawItem
+from .html import absolutize_html
 
 _HAS_ZONE = re.compile(r"(?:Z|[+-]\d\d:?\d\d|\b(?:GMT|UTC|UT|[ECMP][SD]T))\s*$", re.IGNORECASE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -99,8 +100,9 @@ def parse_feed(
     """A feed document → items; NotAFeed for an error page, HTML, or bytes no parser can read."""
     if _looks_json(data, content_type):
         return _parse_json(data, url, source=source, timezone=timezone, fetched=fetched)
-    d = feedparser.parse(data, response_headers={"content-type": content_type or "application/xml",
-                                                 "content-location": url})
+    # No content-location: feedparser would resolve a relative permalink GUID against it, and the identity
+    # of every entry would change when the feed moves. Links and bodies are made absolute here instead.
+    d = feedparser.parse(data, response_headers={"content-type": content_type or "application/xml"})
     version = str(d.get("version") or "")
     problem = None
     if d.get("bozo"):
@@ -133,15 +135,16 @@ def _from_entry(
         link = urljoin(url, link)
     title = e.get("title") or ""
     contents = [c for c in e.get("content", []) if c.get("value")]
-    summary = e.get("summary") or ""
-    body = max((c["value"] for c in contents), key=len) if contents else summary
+    summary = absolutize_html(e.get("summary") or "", url)
+    body = absolutize_html(max((c["value"] for c in contents), key=len), url) if contents else summary
     published = feed_date(e.get("published"), e.get("published_parsed"), timezone)
-    updated = feed_date(e.get("updated"), e.get("updated_parsed"), timezone)
+    # dict.get: feedparser's own get() maps a missing `updated` to `published` (with a DeprecationWarning)
+    updated = feed_date(dict.get(e, "updated"), dict.get(e, "updated_parsed"), timezone)
     date_text = None
     if published is None and updated is None:
-        date_text = e.get("published") or e.get("updated") or None  # a shape feedparser does not know
+        date_text = e.get("published") or dict.get(e, "updated") or None  # a shape feedparser does not know
     tags = tuple(str(t.get("term") or t.get("label") or "").strip() for t in e.get("tags", []))
-    key = entry_key(e.get("id"), link, title, e.get("published") or e.get("updated") or "", body)
+    key = entry_key(e.get("id"), link, title, e.get("published") or dict.get(e, "updated") or "", body)
     item = RawItem(
         source=source, key=key, timezone=timezone, url=link, title=title, published=published or updated,
         updated=updated if published is not None else None, date_text=date_text, author=e.get("author") or None,

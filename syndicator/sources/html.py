@@ -106,6 +106,20 @@ def absolutize(el: Tag, base: str) -> None:
                 node[attr] = urljoin(base, str(node[attr]).strip())
 
 
+_RELATIVE = re.compile(r"""\b(?:href|src|poster)\s*=\s*["']?(?![a-z][a-z0-9+.-]*:|//|#)""", re.IGNORECASE)
+
+
+def absolutize_html(markup: str, base: str) -> str:
+    """A fragment with every relative link and media URL made absolute (untouched when there is none)."""
+    if not markup or not _RELATIVE.search(markup):
+        return markup
+    frag = BeautifulSoup(f"<div>{markup}</div>", "lxml").div
+    if not isinstance(frag, Tag):  # pragma: no cover - lxml always wraps a fragment
+        return markup
+    absolutize(frag, base)
+    return _inner_html(frag)
+
+
 def _inner_html(el: Tag) -> str:
     return "".join(str(c) for c in el.contents).strip()
 

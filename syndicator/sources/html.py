@@ -18,6 +18,7 @@ from datetime import datetime
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup, Tag
+from bs4.dammit import EncodingDetector
 from bs4.exceptions import FeatureNotFound
 
 from ..config import Selectors
@@ -49,8 +50,15 @@ def charset_of(content_type: str | None) -> str | None:
 
 
 def soup_of(data: bytes, content_type: str | None) -> BeautifulSoup:
-    """Parse with lxml; an unknown declared charset falls back to detection instead of failing."""
+    """Parse with lxml; an unknown declared charset falls back to detection instead of failing.
+
+    A charset declared only in ``<meta>`` is mapped to its superset too: lxml, told "gb2312", silently drops
+    everything after the first GBK-only character (镕, 喆 … are common in names).
+    """
     charset = charset_of(content_type)
+    if charset is None:
+        declared = EncodingDetector.find_declared_encoding(data[:4096], is_html=True)
+        charset = _SUPERSETS.get(declared.lower(), None) if declared else None
     try:
         if charset:
             "".encode(charset)  # LookupError for a charset Python does not know
@@ -95,6 +103,9 @@ def _date_text(el: Tag | None) -> str | None:
     for attr in ("datetime", "content", "title"):
         if el.has_attr(attr) and str(el[attr]).strip():
             return str(el[attr]).strip()
+    inner = el.find("time", attrs={"datetime": True})
+    if isinstance(inner, Tag) and str(inner["datetime"]).strip():
+        return str(inner["datetime"]).strip()
     return _text(el) or None
 
 

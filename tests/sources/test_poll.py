@@ -175,6 +175,7 @@ def test_301_three_times_moves_the_source_and_a_302_never_does(
     for n in (1, 2):
         sync(s, repo, render=False)
         assert status(repo, "moved").current_url is None
+        assert repo.fetch_state("moved").redirect_count == n
     sync(s, repo, render=False)
     assert status(repo, "moved").current_url == web.url("/new")
     assert "moved permanently" in caplog.text

@@ -113,11 +113,12 @@ def absolutize(el: Tag, base: str) -> None:
     """Make every link and media URL inside ``el`` absolute (in place)."""
     for name, attr in _URL_ATTRS:
         for node in el.find_all(name):
-            if isinstance(node, Tag) and node.has_attr(attr):
+            if isinstance(node, Tag) and node.has_attr(attr) and not str(node[attr]).startswith("#"):
                 node[attr] = urljoin(base, str(node[attr]).strip())
 
 
-_RELATIVE = re.compile(r"""\b(?:href|src|poster)\s*=\s*["']?(?![a-z][a-z0-9+.-]*:|//|#)""", re.IGNORECASE)
+_ABSOLUTE = r"(?![a-z][a-z0-9+.-]*:|//|#)"
+_RELATIVE = re.compile(rf"""\b(?:href|src|poster)\s*=\s*(?:["']{_ABSOLUTE}|(?!["']){_ABSOLUTE})""", re.IGNORECASE)
 
 
 def absolutize_html(markup: str, base: str) -> str:

@@ -149,11 +149,11 @@ def test_only_http_and_https(web: Web) -> None:
 def test_credentials_and_custom_headers_do_not_follow_a_redirect_to_another_host(web: Web) -> None:
     web.route("/private", Reply(302, {"Location": f"http://localhost:{web.port}/landing"}))
     web.route("/landing", Reply(200, {}, b"ok"))
-    o = opts(headers=(("X-Token", "s3cret"),), auth=("u", "p"))
+    o = opts(headers=(("X-Token", "s3cret"),), auth=("u", "p"), cookies=(("sid", "42"),))
     assert http.fetch(web.url("/private"), o).content == b"ok"
     first, second = web.requests("/private")[0].headers, web.requests("/landing")[0].headers
-    assert first["X-Token"] == "s3cret" and "Authorization" in first
-    assert "X-Token" not in second and "Authorization" not in second
+    assert first["X-Token"] == "s3cret" and first["Authorization"] == "Basic dTpw" and first["Cookie"] == "sid=42"
+    assert "X-Token" not in second and "Authorization" not in second and "Cookie" not in second
 
 
 def test_address_allowed() -> None:

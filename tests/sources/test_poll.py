@@ -406,3 +406,18 @@ def test_the_same_story_from_a_feed_and_from_the_archive_is_one_story(
     (entry,) = repo.feed_entries(None, 50, s.site.base_url)
     assert [c.label for c in entry.also_in] != [] or entry.title.startswith("重庆市应急系统")
     assert (tmp_path / "feeds" / "all.atom").read_text(encoding="utf-8").count("<entry>") == 1
+
+
+def test_html_without_content_selector_stores_the_listing_summaries(
+    tmp_path: Path, db_url: str, repo: Repository, web: Web
+) -> None:
+    serve_house(web)
+    src = html_source(web)
+    src["selectors"] = {k: v for k, v in src["selectors"].items() if k not in ("content", "remove")}
+    s = settings_for(tmp_path, db_url, [src])
+    report, _ = sync(s, repo, render=False)
+    assert report.sources[0].new == 2 and web.requests("/house/a2.html") == []
+    rows = {str(a["title"]): a for a in repo.iter_articles()}
+    assert rows["北京二手房成交量回升"]["content_text"] == "一月中旬二手房成交量回升。"
+    report, _ = sync(s, repo, render=False)
+    assert (report.sources[0].new, report.sources[0].unchanged) == (0, 2)

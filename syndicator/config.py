@@ -126,6 +126,7 @@ class NormalizeSettings(_Section):
     boilerplate_lines: list[str] = Field(default_factory=list)
     editor_lines: list[str] = Field(default_factory=list)
     byline_after: list[str] = Field(default_factory=list)
+    byline_lines: list[str] = Field(default_factory=list)  # reporter bylines (``name`` group) and column labels
     footer_lines: list[str] = Field(default_factory=list)
     end_lines: list[str] = Field(default_factory=list)  # the article ends at such a line (page furniture after it)
     junk_dates: list[str] = Field(default_factory=list)
@@ -134,12 +135,16 @@ class NormalizeSettings(_Section):
     editor_ends_article: bool = True  # an editor line (责任编辑) closes the article: page furniture follows it
     min_image_size: int = Field(default=32, ge=0)
     summary_chars: int = Field(default=150, ge=20, le=2000)
+    # related-article snippets follow the article behind a run of at least this many lines that hold a
+    # single space (yicai layout); 0 turns the cut off
+    related_blank_lines: int = Field(default=2, ge=0, le=20)
 
     @field_validator(
         "title_suffixes",
         "boilerplate_lines",
         "editor_lines",
         "byline_after",
+        "byline_lines",
         "footer_lines",
         "end_lines",
         "junk_dates",

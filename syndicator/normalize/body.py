@@ -15,6 +15,8 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
 _SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
+_SINGLE_SPACE = frozenset({" ", "\u00a0"})
+_RELATED_MAX = 12  # related-article snippets after the article: at most this many lines (footer excluded)
 
 
 @dataclass(slots=True)
@@ -48,6 +50,50 @@ def _is_byline(line: str) -> bool:
 
 
 def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
+    """Cut the related-article snippets a site appends after the article behind whitespace-only lines.
+
+    Two shapes (yicai): after a share prompt, the first run of ≥2 blank lines that follows some text;
+    and anywhere, the *last* run of ≥``related_blank_lines`` lines holding a single space (U+0020 or
+    NBSP), when at most ``_RELATED_MAX`` lines follow it and none of them is an editor line.
+    """
+    lines = _share_prompt_cut(lines, rules)
+    need = rules.related_blank_lines
+    if need <= 0:
+        return lines
+    end = len(lines)
+    i = end - 1
+    tail = 0
+    while i >= 0:
+        line = lines[i]
+        if line in _SINGLE_SPACE:
+            j = i
+            while j >= 0 and (lines[j] in _SINGLE_SPACE or lines[j] == ""):
+                j -= 1
+            run = sum(1 for x in lines[j + 1 : i + 1] if x in _SINGLE_SPACE)
+            if run >= need:
+                text_before = sum(1 for x in lines[: j + 1] if not is_blank(x))
+                if text_before >= 1 and tail <= _RELATED_MAX and not _has_editor(lines[i + 1 :], rules):
+                    return lines[: j + 1]
+                return lines
+            i = j
+            continue
+        if not is_blank(line) and not (rules.footer is not None and rules.footer.search(clean_line(line))):
+            tail += 1
+            if tail > _RELATED_MAX + 12:  # a long tail is the article itself: stop looking
+                return lines
+        i -= 1
+    return lines
+
+
+def _has_editor(lines: list[str], rules: CompiledRules) -> bool:
+    for raw in lines:
+        line = clean_line(raw)
+        if line and any(p.match(line) for p in rules.editor):
+            return True
+    return False
+
+
+def _share_prompt_cut(lines: list[str], rules: CompiledRules) -> list[str]:
     """After a share prompt (yicai layout), related snippets follow the article behind ≥2 blank lines."""
     if rules.byline_after is None:
         return lines
@@ -125,6 +171,13 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
                 body.author = name.strip()
             if rules.editor_ends_article and not is_teaser:
                 break
+            continue
+        by = next((b for pat in rules.byline_lines if (b := pat.match(line))), None)
+        if by is not None:
+            name = by.groupdict().get("name")
+            if name and name.strip():
+                body.author = name.strip()
+            want_byline = False
             continue
         if is_teaser:
             continue  # the teaser is an excerpt: metadata may come from it, paragraphs never do

@@ -56,6 +56,14 @@ EDITOR_LINES: tuple[str, ...] = (
 #: when it is short and is not a sentence.
 BYLINE_AFTER: tuple[str, ...] = (r"^使用“扫一扫”即可将网页分享至朋友圈。?$",)
 
+#: Byline lines, matched anywhere in the body (teaser included) and dropped. A ``name`` group names the
+#: author (the reporter); a pattern without one marks a column label printed where a byline would be
+#: (``绝对值``, ``一财大政``): not a person, so never the author.
+BYLINE_LINES: tuple[str, ...] = (
+    r"^[（(]绝对值\s*(?:(?P<name>[^\s）)－—-]{2,4})|[－—-])?\s*[）)]$",  # （绝对值 盛睿）, （绝对值 －）
+    r"^(?:绝对值|一财大政|一财汽车|一财资讯)$",  # yicai column labels
+)
+
 #: Trailing page furniture: removed from the end of the body (only as a trailing run of lines).
 FOOTER_LINES: tuple[str, ...] = (
     r"^第一财经$",
@@ -113,6 +121,7 @@ class CompiledRules:
     title_suffixes: tuple[re.Pattern[str], ...]
     boilerplate: re.Pattern[str] | None
     editor: tuple[re.Pattern[str], ...]
+    byline_lines: tuple[re.Pattern[str], ...]
     byline_after: re.Pattern[str] | None
     footer: re.Pattern[str] | None
     end: re.Pattern[str] | None
@@ -123,6 +132,7 @@ class CompiledRules:
     editor_ends_article: bool
     min_image_size: int
     summary_chars: int
+    related_blank_lines: int = 2
 
 
 def _merge(defaults: tuple[str, ...], extra: list[str], replace: bool) -> tuple[str, ...]:
@@ -148,6 +158,8 @@ def compile_rules(settings: NormalizeSettings) -> CompiledRules:
         settings.editor_ends_article,
         settings.min_image_size,
         settings.summary_chars,
+        tuple(settings.byline_lines),
+        settings.related_blank_lines,
     )
     hit = _CACHE.get(key)
     if hit is not None:
@@ -157,6 +169,7 @@ def compile_rules(settings: NormalizeSettings) -> CompiledRules:
         title_suffixes=tuple(re.compile(p) for p in _merge(TITLE_SUFFIXES, settings.title_suffixes, r)),
         boilerplate=_join(_merge(BOILERPLATE_LINES, settings.boilerplate_lines, r)),
         editor=tuple(re.compile(p) for p in _merge(EDITOR_LINES, settings.editor_lines, r)),
+        byline_lines=tuple(re.compile(p) for p in _merge(BYLINE_LINES, settings.byline_lines, r)),
         byline_after=_join(_merge(BYLINE_AFTER, settings.byline_after, r)),
         footer=_join(_merge(FOOTER_LINES, settings.footer_lines, r)),
         end=_join(_merge(END_LINES, settings.end_lines, r)),
@@ -167,6 +180,7 @@ def compile_rules(settings: NormalizeSettings) -> CompiledRules:
         editor_ends_article=settings.editor_ends_article,
         min_image_size=settings.min_image_size,
         summary_chars=settings.summary_chars,
+        related_blank_lines=settings.related_blank_lines,
     )
     if len(_CACHE) > 64:
         _CACHE.clear()

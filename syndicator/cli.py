@@ -185,6 +185,56 @@ def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> Non
             click.echo(f"{row['published'][:16]}  {row['id']}  {row['title']}  [{', '.join(row['tags'])}]")
 
 
+@main.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: files, articles, rejected, problems, summary.")
+@click.pass_obj
+@handles_errors
+def lint(obj: Ctx, path: Path | None, as_json: bool) -> None:
+    """Check an archive folder without touching the database: one line per problem, then a summary.
+
+    \b
+    PATH defaults to every enabled archive source of the config. Without a config file, PATH is read
+    with the shipped cleaning rules. Problems: rejected, no_date (and the fallback used), empty_body,
+    no_title, broken_yaml, no/unclosed_front_matter, stacked_front_matter, non_utf8,
+    unknown_title_suffix, duplicate. Exit 1 when a file cannot become an article at all.
+    """
+    from .lint import LintReport, lint_folder
+
+    try:
+        settings = obj.settings
+    except ConfigError:
+        if path is None or obj.config_path is not None:
+            raise
+        settings = config_mod.Settings()  # a bare folder: the shipped rules
+    if path is not None:
+        resolved = path.resolve()
+        src = next((s for s in settings.sources if s.type == "archive" and s.path == resolved), None)
+        targets = [(path, src.timezone if src else settings.site.timezone, str(path))]
+    else:
+        targets = [(s.path, s.timezone, str(s.path)) for s in settings.sources
+                   if s.type == "archive" and s.enabled and s.path is not None]
+        if not targets:
+            raise ConfigError("no archive source in the config; pass a PATH", path=str(settings.config_path))
+    report = LintReport()
+    for folder, tz, label in targets:
+        if not folder.is_dir():
+            raise ConfigError(f"archive folder not found: {folder}")
+        part = lint_folder(folder, settings.normalize, settings.tags, timezone=tz, label=label)
+        report.files += part.files
+        report.articles += part.articles
+        report.problems += part.problems
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        for problem in report.problems:
+            click.echo(problem.line())
+        if report.problems:
+            click.echo("")
+        click.echo(report.table())
+    sys.exit(1 if report.rejected else 0)
+
+
 @main.command("check-config")
 @click.pass_obj
 @handles_errors

@@ -135,8 +135,8 @@ class NormalizeSettings(_Section):
     editor_ends_article: bool = True  # an editor line (责任编辑) closes the article: page furniture follows it
     min_image_size: int = Field(default=32, ge=0)
     summary_chars: int = Field(default=150, ge=20, le=2000)
-    # related-article snippets follow the article behind a run of at least this many lines that hold a
-    # single space (yicai layout); 0 turns the cut off
+    # related-article snippets follow the article behind a run of at least this many lines that hold only
+    # spaces (yicai layout); 0 turns the cut off
     related_blank_lines: int = Field(default=2, ge=0, le=20)
 
     @field_validator(

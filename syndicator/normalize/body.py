@@ -15,7 +15,6 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
 _SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
-_SINGLE_SPACE = frozenset({" ", "\u00a0"})
 _RELATED_MAX = 12  # related-article snippets after the article: at most this many lines (footer excluded)
 
 
@@ -53,8 +52,9 @@ def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
     """Cut the related-article snippets a site appends after the article behind whitespace-only lines.
 
     Two shapes (yicai): after a share prompt, the first run of ≥2 blank lines that follows some text;
-    and anywhere, the *last* run of ≥``related_blank_lines`` lines holding a single space (U+0020 or
-    NBSP), when at most ``_RELATED_MAX`` lines follow it and none of them is an editor line.
+    and anywhere, the *last* run of ≥``related_blank_lines`` lines holding only whitespace (not empty
+    lines: the scraper writes the page's spacer lines as spaces), when at most ``_RELATED_MAX`` lines
+    (footer lines not counted) follow it and none of them is an editor line.
     """
     lines = _share_prompt_cut(lines, rules)
     need = rules.related_blank_lines
@@ -65,11 +65,11 @@ def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
     tail = 0
     while i >= 0:
         line = lines[i]
-        if line in _SINGLE_SPACE:
+        if line and is_blank(line):
             j = i
-            while j >= 0 and (lines[j] in _SINGLE_SPACE or lines[j] == ""):
+            while j >= 0 and is_blank(lines[j]):
                 j -= 1
-            run = sum(1 for x in lines[j + 1 : i + 1] if x in _SINGLE_SPACE)
+            run = sum(1 for x in lines[j + 1 : i + 1] if x)
             if run >= need:
                 text_before = sum(1 for x in lines[: j + 1] if not is_blank(x))
                 if text_before >= 1 and tail <= _RELATED_MAX and not _has_editor(lines[i + 1 :], rules):

@@ -102,13 +102,16 @@ def _date_field(data: bytes) -> str:
 
 
 def _problems(name: str, data: bytes, article: Article | None, codes: list[str], tz: str) -> Iterator[Problem]:
+    unexpected = "junk_date" in codes  # a date field holding text that no junk_dates rule knows
     for code in codes:
         kind, _, arg = code.partition(":")
         if kind == "rejected":
             yield Problem(name, "rejected", arg or "not an article")
         elif kind == "no_date" and article is not None:
             shown = _date_field(data)
-            what = f"date field {shown!r} holds no date" if shown else "no date field"
+            what = "no date field"
+            if shown:
+                what = f"date field {shown!r} holds no date" + ("" if unexpected else " (known page text)")
             fallback = {
                 "body": "the date stated in the body's opening",
                 "file_mtime": "the file's modification time",

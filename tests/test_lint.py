@@ -28,6 +28,9 @@ def folder_of_posts(tmp_path: Path) -> Path:
     (folder / "suffix.md").write_text(
         "---\ntitle: 洞见_不闹革命的文化批评\ndate: 2019-02-21 16:48\n---\n正文第一段。\n", encoding="utf-8"
     )
+    (folder / "odd_date.md").write_text(
+        "---\ntitle: 救人\ndate:  图为救人现场\n---\n2019年2月21日，一名男子在街头晕倒。\n", encoding="utf-8"
+    )
     return folder
 
 
@@ -46,7 +49,9 @@ def test_lint_reports_each_problem_and_a_summary(tmp_path: Path) -> None:
     by_kind = {line.split(": ")[1] for line in problems}
     assert {"no_date", "broken_yaml", "stacked_front_matter", "non_utf8", "unknown_title_suffix", "duplicate"} <= by_kind
     junk = next(line for line in problems if "house_junk_date.md: no_date" in line)
-    assert "'楼盘价格 :' holds no date; using the file's modification time" in junk
+    assert "'楼盘价格 :' holds no date (known page text); using the file's modification time" in junk
+    odd = next(line for line in problems if "odd_date.md: no_date" in line)
+    assert odd.endswith("date field '图为救人现场' holds no date; using the date stated in the body's opening (2019-02-21 00:00)")
     assert f"{folder}/gbk.md: non_utf8: decoded as gbk" in out
     assert f"{folder}/glued_channel.md: duplicate: same text as {folder}/glued_channel copy.md" in out
     assert "suffix.md: unknown_title_suffix: title '洞见_不闹革命的文化批评'" in out

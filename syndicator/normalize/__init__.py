@@ -282,12 +282,13 @@ def _dates(
 ) -> tuple[datetime, DateSource, datetime | None]:
     tz = raw.timezone
     value = meta.get("date")
-    published = parse_date(value, tz)
+    shown = _text(value)
+    known_junk = bool(shown) and rules.junk_dates is not None and rules.junk_dates.search(shown) is not None
+    published = None if known_junk else parse_date(value, tz)  # known page text is never read as a date
     updated = parse_date(meta.get("updated"), tz) if meta.get("updated") is not None else None
     if published is not None:
         return published, "front_matter", updated
-    shown = _text(value)
-    if shown and not (rules.junk_dates is not None and rules.junk_dates.search(shown)):
+    if shown and not known_junk:
         problems.append("junk_date")
     found = find_body_date(body.text(), tz)
     if found is not None:

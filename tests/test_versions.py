@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,40 @@ def test_every_history_version_then_current_is_one_article(tmp_path: Path) -> No
     assert report.total("updated") > 0 and len(updated) >= report.total("updated")
     for name in updated:
         assert repo.article_versions(str(final[name]["id"])), name
+
+
+def test_stacked_blocks_and_date_sources_through_the_cli(tmp_path: Path, db_url: str) -> None:
+    """sync + ``articles --json``: a stacked file is one article with its earlier version stored; each date
+    says where it came from (front matter, the body's opening, the file's mtime)."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from click.testing import CliRunner
+    from conftest import write_config
+
+    from syndicator.cli import main
+
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    fixtures = REPO / "tests" / "data" / "normalize"
+    for name in ("stacked.md", "house_junk_date.md", "glued_channel.md"):
+        shutil.copy2(fixtures / name, folder / name)
+    (folder / "body_date.md").write_text(
+        "---\ntitle: 救人\ndate:  图为救人现场\n---\n2019年2月21日 14:30，一名男子在街头晕倒。\n", encoding="utf-8"
+    )
+    mtime = datetime(2019, 3, 1, 8, 0, tzinfo=UTC)
+    os.utime(folder / "house_junk_date.md", (mtime.timestamp(), mtime.timestamp()))
+    config = write_config(tmp_path, folder, db_url=db_url)
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(config), "sync"], catch_exceptions=False).exit_code == 0
+    out = runner.invoke(main, ["--config", str(config), "articles", "--json"], catch_exceptions=False).stdout
+    rows = {Path(str(r["source_path"])).name: r for r in map(json.loads, out.splitlines())}
+    assert sorted(rows) == ["body_date.md", "glued_channel.md", "house_junk_date.md", "stacked.md"]
+    when = {name: (r["date_source"], datetime.fromisoformat(r["published"])) for name, r in rows.items()}
+    assert when["body_date.md"] == ("body", datetime(2019, 2, 21, 14, 30, tzinfo=timezone(timedelta(hours=8))))
+    assert when["house_junk_date.md"] == ("file_mtime", mtime)
+    assert when["stacked.md"][0] == when["glued_channel.md"][0] == "front_matter"
+    stacked = rows["stacked.md"]
+    assert stacked["version"] == 2 and stacked["title"] == "香港市民16日起可领取交通补贴逾230万人受惠"
+    repo = Repository(open_database(db_url))
+    assert [v for v, _t, _h in repo.article_versions(str(stacked["id"]))] == [1]

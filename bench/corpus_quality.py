@@ -48,7 +48,7 @@ MARKERS: dict[str, re.Pattern[str]] = {
     ),
     "share_prompt": re.compile(r"打开微信，点击底部的“发现”|使用“扫一扫”即可将网页分享至朋友圈"),
     "footer": re.compile(r"^(?:第一财经|APP|日报微博|微信服务号|微信订阅号|一财资讯)$", re.MULTILINE),
-    "column_label": re.compile(r"^(?:绝对值|一财大政|一财汽车|[（(]绝对值.{0,6}[）)])$", re.MULTILINE),
+    "column_label": re.compile(r"^(?:绝对值|一财大政|一财汽车|社论|[（(]绝对值.{0,6}[）)])$", re.MULTILINE),
 }
 #: A channel suffix left at the end of a title (a channel's own page, e.g. ``娱乐频道``, is exempt).
 CHANNEL_SUFFIX = re.compile(r"(?:_\w{0,8}频道|频道|——(?:凤凰网)?房产\w{1,6}|_凤凰\w{0,4}|_凤凰网|_)$")
@@ -63,7 +63,9 @@ EDITOR = re.compile(r"^\s*[\[【（(]?\s*责任编辑\s*[：:]\s*([^\]】）)\s]
 SHARE_END = "使用“扫一扫”即可将网页分享至朋友圈"
 FOOTER_WORDS = frozenset({"第一财经", "APP", "日报微博", "微信服务号", "微信订阅号", "一财资讯"})
 #: Yicai column names printed where a reporter's byline would be: not a person.
-COLUMNS = frozenset({"绝对值", "一财大政", "一财汽车", "一财资讯"})
+COLUMNS = frozenset({"绝对值", "一财大政", "一财汽车", "一财资讯", "社论"})
+LEAD_NAME = re.compile(r"[\u4e00-\u9fff]{2,4}")
+TITLE_CHANNEL = re.compile(r"(?:频道|——(?:凤凰网)?房产\w{1,6}|_凤凰\w{0,4}|_凤凰网|_中国网|_中金在线|_\s*)$")
 COLUMN_BYLINE = re.compile(r"^[（(]绝对值\s*([^\s）)－—-]{2,4})[）)]$")
 _SPACE = re.compile(r"[\s\u3000\u00a0\u200b]+")
 
@@ -77,9 +79,11 @@ def current_body(text: str) -> str:
     return split_blocks(text.replace("\r\n", "\n").replace("\r", "\n"))[-1].body
 
 
-def expected_author(body: str) -> str | None:
-    """The person the raw file names: an editor line, else a ``（绝对值 X）`` byline, else the yicai
-    reporter line after the share prompt (a column label there names no one)."""
+def expected_author(body: str, title: str = "") -> str | None:
+    """The person the raw file names: an editor line, else a ``（绝对值 X）`` byline, else the reporters
+    named before the text (yicai): the line after the share prompt, and name lines leading the body
+    (column labels, images and share prompts skipped; not for channel-suffixed titles, whose sites start
+    with text). Several reporters are joined with 、."""
     lines = body.split("\n")
     for line in lines:
         m = EDITOR.match(line)
@@ -89,14 +93,31 @@ def expected_author(body: str) -> str | None:
         m = COLUMN_BYLINE.match(line.strip())
         if m:
             return m.group(1)
-    for i, line in enumerate(lines):
+    if "<!-- more -->" in body:
+        lines = body.split("<!-- more -->", 1)[1].split("\n")
+    names: list[str] = []
+    after_prompt = False
+    for raw in lines:
+        line = raw.strip(" \t\u3000\u00a0")
+        if not line or line.startswith("<img") or line in COLUMNS or line.startswith("打开微信"):
+            continue
         if SHARE_END in line:
-            following = [x.strip(" \t\u3000\u00a0") for x in lines[i + 1 : i + 3]]
-            first = next((x for x in following if x), "")
-            if first and first not in COLUMNS and len(first) <= 16 and not re.search(r"[。，,；;！!？?：:“”\d（(]", first):
-                return first.split()[0]
-            return None
-    return None
+            after_prompt = True
+            continue
+        if after_prompt and not names and len(line) <= 16 and not re.search(r"[。，,；;！!？?：:“”\d（(]", line):
+            names.append(line.split()[0])
+            continue
+        if (names or not TITLE_CHANNEL.search(title)) and LEAD_NAME.fullmatch(line) and len(names) < 4:
+            names.append(line)
+            continue
+        break
+    return "、".join(dict.fromkeys(names)) or None
+
+
+def title_line(text: str) -> str:
+    """The current version's raw ``title:`` value."""
+    found = re.findall(r"^title:[ \t]*(.*?)[ \t]*$", text.replace("\r", ""), re.MULTILINE)
+    return found[-1] if found else ""
 
 
 def related_snippets(body: str) -> list[str]:
@@ -153,6 +174,7 @@ class Quality:
     boilerplate_by_marker: dict[str, int] = field(default_factory=dict)
     repeated_teaser: int = 0
     repeated_paragraph: int = 0
+    name_line_left: int = 0
     channel_suffix: int = 0
     author_named: int = 0
     author_found: int = 0
@@ -187,6 +209,7 @@ def render(q: Quality) -> str:
         f"repeated teaser/lead   {_pct(q.repeated_teaser, a)}",
         f"repeated paragraph     {_pct(q.repeated_paragraph, a)}",
         f"title channel suffix   {_pct(q.channel_suffix, a)}",
+        f"name line leads body   {_pct(q.name_line_left, a)}",
         f"author found (named)   {_pct(q.author_found, q.author_named)}",
         f"related snippets left  {_pct(q.related_left, a)}",
         f"date exact (in field)  {_pct(q.date_exact, q.date_in_field)}",
@@ -257,6 +280,9 @@ def _check(q: Quality, rows: Iterable[dict[str, Any]], files: dict[str, Path]) -
         if truncated_first(paragraphs):
             q.repeated_teaser += 1
             q.note("repeated_teaser", name)
+        if paragraphs and LEAD_NAME.fullmatch(paragraphs[0]) and not TITLE_CHANNEL.search(title_line(text)):
+            q.name_line_left += 1
+            q.note("name_line_left", name)
         if len({_key(p) for p in paragraphs}) != len(paragraphs):
             q.repeated_paragraph += 1
             q.note("repeated_paragraph", name)
@@ -265,7 +291,7 @@ def _check(q: Quality, rows: Iterable[dict[str, Any]], files: dict[str, Path]) -
             q.channel_suffix += 1
             q.note("channel_suffix", title)
         body = current_body(text)
-        person = expected_author(body)
+        person = expected_author(body, title_line(text))
         if person is not None:
             q.author_named += 1
             if row["author"] == person:

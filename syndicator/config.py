@@ -127,6 +127,7 @@ class NormalizeSettings(_Section):
     editor_lines: list[str] = Field(default_factory=list)
     byline_after: list[str] = Field(default_factory=list)
     byline_lines: list[str] = Field(default_factory=list)  # reporter bylines (``name`` group) and column labels
+    lead_bylines: list[str] = Field(default_factory=list)  # name lines leading the body: reporters
     footer_lines: list[str] = Field(default_factory=list)
     end_lines: list[str] = Field(default_factory=list)  # the article ends at such a line (page furniture after it)
     junk_dates: list[str] = Field(default_factory=list)
@@ -145,6 +146,7 @@ class NormalizeSettings(_Section):
         "editor_lines",
         "byline_after",
         "byline_lines",
+        "lead_bylines",
         "footer_lines",
         "end_lines",
         "junk_dates",

@@ -184,8 +184,9 @@ def _from_block(raw: RawItem, block: Block, rules: CompiledRules, problems: list
             if len(cand) <= 80 and "<" not in cand and cand[-1:] not in "。！？.!?，,":
                 title_text = cand
                 main = main[first + 1 :]
-    body = clean_lines(main, rules, teaser=teaser)
     title, channel, unknown = strip_title(title_text, rules)
+    # a channel suffix marks a site (ifeng) whose first lines are text: no lead bylines there
+    body = clean_lines(main, rules, teaser=teaser, lead_bylines=channel is None)
     if unknown:
         problems.append("unknown_title_suffix")
     author, submitter, publisher = _people(_text(meta.get("author")), body.author, rules)

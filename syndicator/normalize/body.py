@@ -15,6 +15,7 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
 _SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
+_MAX_BYLINES = 4  # at most this many reporters' name lines lead a body
 _RELATED_MAX = 12  # related-article snippets after the article: at most this many lines (footer excluded)
 
 
@@ -132,8 +133,13 @@ def _split_title_lead(x: str, later: list[str]) -> str | None:
     return None
 
 
-def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | None = None) -> Body:
+def clean_lines(
+    lines: list[str], rules: CompiledRules, *, teaser: list[str] | None = None, lead_bylines: bool = False
+) -> Body:
+    """Lines → paragraphs. ``lead_bylines``: name lines before the first paragraph are reporters' bylines."""
     body = Body()
+    bylines: list[str] = []  # reporters named before the text (after a share prompt, or leading the body)
+    lead_open = True
     lines = _blank_run_cut(lines, rules)
     split_titles: list[str] = []
     inline_titles: list[str] = []
@@ -188,8 +194,15 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
         if want_byline:
             want_byline = False
             if _is_byline(line):
-                body.author = body.author or line
+                bylines.append(line)
                 continue
+        if lead_open and (bylines or lead_bylines) and len(bylines) < _MAX_BYLINES and "<" not in line:
+            lead = next((b for pat in rules.lead_bylines if (b := pat.fullmatch(line))), None)
+            if lead is not None and not any(kind == "p" for kind, _t in items):
+                bylines.append(lead.groupdict().get("name") or line)
+                continue
+        if "<" not in line:
+            lead_open = False  # the text has begun
         if "<" in line and IMG_TAG.search(line):
             for n, piece in enumerate(IMG_TAG.split(line)):
                 piece = clean_inline(_COMMENT.sub("", piece))
@@ -206,6 +219,8 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             if not line:
                 continue
         items.append(("p", line))
+    if bylines and body.author is None:
+        body.author = "、".join(dict.fromkeys(bylines))
     # trailing page furniture
     if rules.footer is not None:
         while items and items[-1][0] == "p" and rules.footer.search(items[-1][1]):

@@ -26,6 +26,7 @@ RULE_LISTS = (
     "boilerplate_lines",
     "editor_lines",
     "byline_lines",
+    "lead_bylines",
     "byline_after",
     "footer_lines",
     "end_lines",
@@ -69,6 +70,7 @@ TITLE_SUFFIXES = _patterns("title_suffixes")
 BOILERPLATE_LINES = _patterns("boilerplate_lines")
 EDITOR_LINES = _patterns("editor_lines")
 BYLINE_LINES = _patterns("byline_lines")
+LEAD_BYLINES = _patterns("lead_bylines")
 BYLINE_AFTER = _patterns("byline_after")
 FOOTER_LINES = _patterns("footer_lines")
 END_LINES = _patterns("end_lines")
@@ -92,6 +94,7 @@ class CompiledRules:
     boilerplate: re.Pattern[str] | None
     editor: tuple[re.Pattern[str], ...]
     byline_lines: tuple[re.Pattern[str], ...]
+    lead_bylines: tuple[re.Pattern[str], ...]
     byline_after: re.Pattern[str] | None
     footer: re.Pattern[str] | None
     end: re.Pattern[str] | None
@@ -129,6 +132,7 @@ def compile_rules(settings: NormalizeSettings) -> CompiledRules:
         settings.min_image_size,
         settings.summary_chars,
         tuple(settings.byline_lines),
+        tuple(settings.lead_bylines),
         settings.related_blank_lines,
     )
     hit = _CACHE.get(key)
@@ -140,6 +144,7 @@ def compile_rules(settings: NormalizeSettings) -> CompiledRules:
         boilerplate=_join(_merge(BOILERPLATE_LINES, settings.boilerplate_lines, r)),
         editor=tuple(re.compile(p) for p in _merge(EDITOR_LINES, settings.editor_lines, r)),
         byline_lines=tuple(re.compile(p) for p in _merge(BYLINE_LINES, settings.byline_lines, r)),
+        lead_bylines=tuple(re.compile(p) for p in _merge(LEAD_BYLINES, settings.lead_bylines, r)),
         byline_after=_join(_merge(BYLINE_AFTER, settings.byline_after, r)),
         footer=_join(_merge(FOOTER_LINES, settings.footer_lines, r)),
         end=_join(_merge(END_LINES, settings.end_lines, r)),

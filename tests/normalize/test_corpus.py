@@ -18,7 +18,7 @@ from syndicator.types import Article, RawItem
 from .conftest import CORPUS, REPO
 
 sys.path.insert(0, str(REPO))  # bench/ is a folder of the repository, not part of the installed package
-from bench.corpus_quality import current_body, expected_author, related_snippets
+from bench.corpus_quality import current_body, expected_author, related_snippets, title_line
 
 POSTS = CORPUS / "posts"
 BOILERPLATE = re.compile(
@@ -127,7 +127,7 @@ def test_dates_equal_front_matter_date(results: list[tuple[str, str, Article | N
 def test_author_found_where_the_file_names_one(results: list[tuple[str, str, Article | None, list[str]]]) -> None:
     named = missed = 0
     for name, text, article, _p in results:
-        person = expected_author(current_body(text))
+        person = expected_author(current_body(text), title_line(text))
         if article is None or person is None:
             continue
         named += 1

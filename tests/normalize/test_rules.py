@@ -266,3 +266,12 @@ def test_related_cut_can_be_turned_off(tags: TagSettings) -> None:
     off = NormalizeSettings(related_blank_lines=0)
     assert normalize_item(raw_file(post(body)), off, tags).content_text.endswith("闭门谢客！")
     assert normalize_item(raw_file(post(body)), NormalizeSettings(), tags).content_text == LEAD
+
+
+def test_reporters_leading_the_body(rules: NormalizeSettings, tags: TagSettings) -> None:
+    """Real layout (``恒大造车另起炉灶将萨博技术收入囊中``): images and reporters' name lines before the text."""
+    img = '<img align="center" border="0" src="https://imgcdn.yicai.com/uppics/images/2019/01/e25940cba.jpg" />'
+    body = f"在FF没能实现恒大的造车梦想后\n<!-- more -->\n{img}\n张歆晨\n{img}\n陈淑贞\n李溯婉\n武子晔\n{LEAD}\n李娜\n"
+    a = normalize_item(raw_file(post(body)), rules, tags)
+    assert a.author == "张歆晨、陈淑贞、李溯婉、武子晔"
+    assert a.content_text == LEAD + "\n\n李娜"  # a name-shaped line after the text has begun stays

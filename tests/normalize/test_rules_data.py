@@ -73,6 +73,11 @@ def test_rule_does_its_job_on_its_example(kind: str, rule: Rule, rules: Normaliz
         assert a.content_text == LEAD
         name = pattern.match(example).groupdict().get("name")  # type: ignore[union-attr]
         assert a.author == name
+    elif kind == "lead_bylines":
+        a = normalize_item(raw_file(post(f"{example}\n{LEAD}\n")), rules, tags)
+        assert (a.author, a.content_text) == (example, LEAD)
+        ifeng = normalize_item(raw_file(post(f"{example}\n{LEAD}\n", title="标题_重庆频道")), rules, tags)
+        assert ifeng.author is None and ifeng.content_text.startswith(example)
     elif kind == "junk_dates":
         a = normalize_item(raw_file(post(LEAD, date=example)), rules, tags)
         assert a.date_source == "file_mtime"

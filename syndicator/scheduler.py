@@ -112,6 +112,7 @@ class Ticker:
     on_poll: Listener | None = None
     rng: random.Random = field(default_factory=random.Random)
     rendered_once: bool = False
+    waiting: bool = False  # the writer's turn was taken by another process at the last tick
 
     @property
     def sources(self) -> list[SourceSettings]:
@@ -148,8 +149,11 @@ class Ticker:
         try:
             turn = locks.acquire(self.repo.engine, SYNC_LOCK)
         except LockHeld:
-            log.info("another process is syncing this database; polling after it is done")
+            if not self.waiting:  # once per wait, not once per tick
+                log.info("another process is syncing this database; polling after it is done")
+            self.waiting = True
             return
+        self.waiting = False
         with turn:
             changes = Changes()
             for name in due:

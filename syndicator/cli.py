@@ -9,8 +9,10 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -192,8 +194,12 @@ def serve(obj: Ctx, host: str | None, port: int | None) -> None:
 @click.pass_obj
 @handles_errors
 def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> None:
-    """List stored articles, newest first."""
+    """List stored articles, newest first; times are shown in the site timezone."""
+    tz = ZoneInfo(obj.settings.site.timezone)
     for row in obj.repo.iter_articles(tag=tag, limit=limit):
+        for key in ("published", "updated"):
+            if row.get(key):
+                row[key] = datetime.fromisoformat(row[key]).astimezone(tz).isoformat()
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
@@ -277,6 +283,91 @@ def check_config(obj: Ctx) -> None:
     click.echo(f"output:   {s.output.dir}")
     for src in s.sources:
         click.echo(f"source:   {src.name} ({src.type}) {src.path or src.url} every {src.every}")
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "-"
+
+
+def _state_of(src: Any, st: Any) -> str:
+    """ok / failing / disabled: reason / never polled / off (enabled: false in config)."""
+    if st is None or st.last_attempt is None:
+        return "never polled" if src is None or src.enabled else "off"
+    if st.disabled_reason:
+        return f"disabled: {st.disabled_reason}"
+    if src is not None and not src.enabled:
+        return "off"
+    return "failing" if st.consecutive_failures else "ok"
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+@click.pass_context
+def sources(ctx: click.Context, as_json: bool) -> None:
+    """List sources: type, URL/path, state, last success, last error, failures, next due, ETag, items.
+
+    \b
+    syndicator sources              the table
+    syndicator sources check NAME   fetch once without storing; print what would be added
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Ctx = ctx.obj
+    try:
+        settings = obj.settings
+        stored = {st.name: st for st in obj.repo.source_status()}
+    except SyndicatorError as exc:
+        _fail(exc)
+    for src in settings.sources:
+        st = stored.get(src.name)
+        row = {
+            "name": src.name,
+            "type": src.type,
+            "location": (st.current_url if st is not None and st.current_url else None) or str(src.url or src.path),
+            "state": _state_of(src, st),
+            "last_success": _when(st.last_success if st else None),
+            "last_error": (st.last_error if st else None) or "",
+            "consecutive_failures": st.consecutive_failures if st else 0,
+            "next_due": _when(st.next_due if st else None),
+            "etag": (st.etag if st else None) or "",
+            "items": st.articles if st else 0,
+        }
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['name']}  ({row['type']})  {row['location']}")
+        click.echo(f"  state: {row['state']}   items: {row['items']}   failures: {row['consecutive_failures']}")
+        click.echo(f"  last success: {row['last_success']}   next due: {row['next_due']}   etag: {row['etag'] or '-'}")
+        if row["last_error"]:
+            click.echo(f"  last error: {row['last_error']}")
+
+
+@sources.command("check")
+@click.argument("name")
+@click.option("--limit", type=int, default=20, show_default=True, help="Show (and fetch pages for) at most N items.")
+@click.pass_obj
+@handles_errors
+def sources_check(obj: Ctx, name: str, limit: int) -> None:
+    """Fetch source NAME once, storing nothing, and print what a sync would add.
+
+    Exit 1 when the fetch fails (the one-line error says why).
+    """
+    from .poll import check
+
+    src = obj.settings.source(name)
+    if src.type == "archive":
+        raise ConfigError(f"source {name!r} is an archive; `sources check` fetches feed and html sources")
+    results = check(obj.settings, obj.repo, src, limit=limit)
+    new = sum(1 for c in results if c.article is not None and not c.stored)
+    for c in results:
+        if c.article is None:
+            click.echo(f"error   {c.key}: {c.error}")
+            continue
+        a = c.article
+        mark = "stored" if c.stored else "new"
+        click.echo(f"{mark:<7} {a.published:%Y-%m-%d %H:%M}  {a.title}  [{', '.join(a.tags)}]")
+        click.echo(f"        {a.link or c.key}")
+    click.echo(f"check: {src.name}: {len(results)} items, {new} would be added")
 
 
 def _main_path() -> Path:  # pragma: no cover - helper for python -m

@@ -72,6 +72,68 @@ class OutputSettings(_Section):
     max_entries: int = Field(default=50, ge=1, le=10000)
 
 
+DEFAULT_USER_AGENT = "syndicator/0.1 (newsroom feed syndicator; polite poller)"
+
+
+class HttpSettings(_Section):
+    """Defaults of every remote source (``http:`` section); a source can override each one."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    timeout: float = Field(default=30.0, gt=0, le=3600)  # total deadline of one response, body included
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # counted on decompressed bytes
+    max_redirects: int = Field(default=5, ge=0, le=5)
+    max_retry_after: str = "24h"  # a Retry-After longer than this is capped
+    allow_private_networks: bool = False
+    allow_networks: list[str] = Field(default_factory=list)  # CIDRs exempt from the guard (one internal host)
+    min_interval: str = "1s"  # per host, between two requests of an html source's article pages
+    max_connections: int = Field(default=2, ge=1, le=16)  # per host, at once
+
+    @field_validator("max_retry_after", "min_interval")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {net!r} (use e.g. 10.1.2.3/32)") from exc
+        return v
+
+
+class Selectors(_Section):
+    """CSS selectors of an ``html`` source: listing ``item`` and its fields, article ``content``."""
+
+    item: str
+    title: str
+    link: str
+    date: str | None = None
+    summary: str | None = None
+    content: str | None = None  # on each article page: the body (fetched once per article)
+    remove: list[str] = Field(default_factory=list)  # junk inside ``content`` (share bars, ads …)
+
+
+class AuthSettings(_Section):
+    """HTTP basic auth; secrets come from environment variables, never from the config file."""
+
+    username: str | None = None
+    username_env: str | None = None
+    password_env: str
+
+    @model_validator(mode="after")
+    def _one_user(self) -> AuthSettings:
+        if (self.username is None) == (self.username_env is None):
+            raise ValueError("auth needs exactly one of `username` or `username_env`")
+        return self
+
+
 class SourceSettings(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     type: Literal["archive", "feed", "html"]
@@ -81,6 +143,33 @@ class SourceSettings(_Section):
     every: str = "15m"
     cron: str | None = None
     enabled: bool = True
+    # remote sources (feed, html); None means "the http: section's value"
+    user_agent: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    cookies: dict[str, str] = Field(default_factory=dict)
+    auth: AuthSettings | None = None
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+    connect_timeout: float | None = Field(default=None, gt=0, le=300)
+    verify: bool | str = True  # False, or a CA bundle path
+    allow_private_networks: bool | None = None
+    max_bytes: int | None = Field(default=None, ge=1024)
+    min_interval: str | None = None
+    max_connections: int | None = Field(default=None, ge=1, le=16)
+    selectors: Selectors | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v, re.IGNORECASE):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    @field_validator("min_interval")
+    @classmethod
+    def _min_interval(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
 
@@ -109,6 +198,8 @@ class SourceSettings(_Section):
             raise ValueError(f"source {self.name!r} of type archive needs `path`")
         if self.type in ("feed", "html") and not self.url:
             raise ValueError(f"source {self.name!r} of type {self.type} needs `url`")
+        if self.type == "html" and self.selectors is None:
+            raise ValueError(f"source {self.name!r} of type html needs `selectors` (item, title, link)")
         return self
 
 
@@ -196,6 +287,8 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")

@@ -178,9 +178,11 @@ class Ticker:
             total.tags |= changes.tags
             failures, _ = self.repo.schedule_state(src.name)
             due = next_due(src, failures, started_at, Timing.from_settings(self.settings), self.rng)
+            sr = report.sources[0] if report.sources else SourceReport(src.name)
+            if sr.next_due is not None and sr.next_due > due:  # a server's Retry-After or a feed's own ttl
+                due = sr.next_due
             self.repo.set_next_due(src.name, due)
             seconds = time.monotonic() - started
-            sr = report.sources[0] if report.sources else SourceReport(src.name)
             if failures:
                 log.warning("%s: failed %d time(s) in a row; retrying at %s", src.name, failures,
                             due.isoformat(timespec="seconds"))

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .config import Settings, SourceSettings
 from .errors import Interrupted, ParseError, SourceError, SyndicatorError
@@ -101,6 +102,37 @@ def sync_archive(
     return report
 
 
+def sync_remote(
+    settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
+    progress: Progress | None = None, stop: StopAsked | None = None,
+) -> SourceReport:
+    """Poll one feed or html source (see poll.py); its failure is in the report, not raised.
+
+    ``stop`` is only checked before the poll: one feed document is saved in one transaction.
+    """
+    if stop is not None and stop():
+        raise Interrupted(f"{src.name}: stop asked before polling")
+    from . import poll  # imports requests, feedparser and bs4: only when a remote source is synced
+
+    report, r = poll.sync_remote(settings, repo, src, full=full)
+    if r is not None:
+        changes.add(r)
+    if progress is not None:
+        progress(src.name, report.new + report.updated + report.unchanged + report.duplicates)
+    return report
+
+
+class SourceSync(Protocol):
+    def __call__(
+        self, settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
+        progress: Progress | None = None, stop: StopAsked | None = None,
+    ) -> SourceReport: ...
+
+
+# The source types `sync` (and the scheduler, through it) can poll, keyed by `type` in config.
+SOURCE_TYPES: dict[str, SourceSync] = {"archive": sync_archive, "feed": sync_remote, "html": sync_remote}
+
+
 def sync(
     settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
     progress: Progress | None = None, render: bool = True, stop: StopAsked | None = None,
@@ -118,11 +150,12 @@ def sync(
     for src in chosen:
         repo.ensure_source(src.name, src.type, str(src.path or src.url))
         try:
-            if src.type == "archive":
-                sr = sync_archive(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
-            else:
-                raise SourceError(f"source type {src.type!r} is not supported yet", source=src.name)
-            repo.record_attempt(src.name, error=None)
+            syncer = SOURCE_TYPES.get(src.type)
+            if syncer is None:
+                raise SourceError(f"source type {src.type!r} is not supported", source=src.name)
+            sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
+            if sr.disabled is None:  # a disabled source was not polled: nothing to record
+                repo.record_attempt(src.name, error=sr.fetch_error, next_due=sr.next_due)
         except Interrupted:
             raise
         except SyndicatorError as exc:

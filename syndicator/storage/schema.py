@@ -70,6 +70,12 @@ class SourceState(Base):
     next_due: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[str | None] = mapped_column(Text)  # JSON for source-specific state (redirect counts …)
+    # remote sources (migration 0004)
+    configured_url: Mapped[str | None] = mapped_column(Text)  # the URL in config when current_url was derived
+    last_status: Mapped[int | None] = mapped_column(Integer)  # HTTP status of the last response
+    redirect_target: Mapped[str | None] = mapped_column(Text)  # where the last permanent redirects pointed
+    redirect_count: Mapped[int | None] = mapped_column(Integer)  # how many polls in a row they did
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)  # polling interval after max-age / <ttl>
 
 
 class SourceItem(Base):

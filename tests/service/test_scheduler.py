@@ -172,3 +172,19 @@ def test_states_reported_by_status_and_healthz(tmp_path: Path, archive: Path) ->
 
     assert state_of(replace(st_, disabled_reason="410 Gone"), True) == "disabled"
     assert state_of(replace(st_, consecutive_failures=2), True) == "failing"
+
+
+def test_a_bug_in_a_source_backs_off_like_a_failure(
+    tmp_path: Path, archive: Path, frozen: list[datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("boom")
+
+    ticker = _ticker(tmp_path, archive, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ticker.prepare()
+    monkeypatch.setitem(sync_mod.SOURCE_TYPES, "archive", broken)
+    ticker.tick()
+    failures, due = ticker.repo.schedule_state("seed-archive")
+    assert failures == 1 and due == T0 + timedelta(seconds=10)
+    (st_,) = ticker.repo.source_status()
+    assert st_.last_error == "unexpected RuntimeError: boom"

@@ -294,12 +294,13 @@ def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None) ->
     off) and, unless server.enabled is false, the HTTP server with /healthz and /metrics. Stops cleanly on
     SIGTERM or Ctrl-C (exit 0). Only one `run` per database: a second one refuses to start.
     """
+    from .service import exit_now
     from .service import run as run_service
 
     if log_format is not None:
         setup_logging(obj.log_level, log_format)
     settings, repo = obj.settings, obj.repo
-    sys.exit(run_service(settings, repo, host=host, port=port))
+    exit_now(run_service(settings, repo, host=host, port=port))
 
 
 @main.command()

@@ -192,6 +192,33 @@ def check_config(obj: Ctx) -> None:
         click.echo(f"source:   {src.name} ({src.type}) {src.path or src.url} every {src.every}")
 
 
+@main.command()
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="The local day (site.timezone); default: digest.day (the previous day).")
+@click.option("--email", is_flag=True, help="Also e-mail it (once per day: a day already sent is not sent again).")
+@click.pass_obj
+@handles_errors
+def digest(obj: Ctx, day: str | None, email: bool) -> None:
+    """Write a day's digest: digest/YYYY-MM-DD.html and .md, digest.atom/.rss, the archive and front page.
+
+    Exit 1 when the e-mail could not be sent (the day stays unsent; the next run retries).
+    """
+    from datetime import date as date_cls
+
+    from .digest import default_day, run_digest
+
+    settings = obj.settings
+    if day is None:
+        chosen = default_day(settings)
+    else:
+        try:
+            chosen = date_cls.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date (use YYYY-MM-DD)", param_hint="--date") from None
+    result = run_digest(settings, obj.repo, chosen, email)
+    click.echo(result.summary())
+
+
 def _main_path() -> Path:  # pragma: no cover - helper for python -m
     return Path(__file__)
 

@@ -215,6 +215,7 @@ class DigestSettings(_Section):
     tag_order: list[str] = Field(default_factory=list)  # tag names or slugs shown first, in this order
     other_tags: Literal["count", "name"] = "count"  # order of the tags not in tag_order
     top_stories: int = Field(default=5, ge=0, le=100)
+    top_min_channels: int = Field(default=2, ge=1, le=100)  # 1: the top section is simply the newest stories
     max_per_tag: int = Field(default=20, ge=1, le=1000)
     max_tags: int = Field(default=50, ge=1, le=1000)
     untagged: str = "其他"  # section title of stories without tags

@@ -64,3 +64,11 @@ class RenderError(SyndicatorError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class EmailError(SyndicatorError):
+    """The digest e-mail could not be delivered (the day stays unsent, so a later run retries)."""
+
+    def __init__(self, message: str, *, server: str) -> None:
+        self.server = server
+        super().__init__(f"{server}: {message}")

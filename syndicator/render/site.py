@@ -204,6 +204,7 @@ def render_tag_page(
             "title": clean_xml_text(e.title).strip() or "(无标题)",
             "link": clean_url(e.link),
             "page": f"../{article_page_path(e.story_id)}",
+            "own": clean_url(e.link) == article_page_url(site, e.story_id),  # no source URL of its own
             "time": local_time(site, e.published),
             "day": as_utc(e.published).astimezone(tz).date().isoformat(),
             "iso": as_utc(e.published).isoformat(),

@@ -9,8 +9,10 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -171,8 +173,12 @@ def serve(obj: Ctx, host: str | None, port: int | None) -> None:
 @click.pass_obj
 @handles_errors
 def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> None:
-    """List stored articles, newest first."""
+    """List stored articles, newest first; times are shown in the site timezone."""
+    tz = ZoneInfo(obj.settings.site.timezone)
     for row in obj.repo.iter_articles(tag=tag, limit=limit):
+        for key in ("published", "updated"):
+            if row.get(key):
+                row[key] = datetime.fromisoformat(row[key]).astimezone(tz).isoformat()
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:

@@ -175,6 +175,7 @@ class EmailSettings(_Section):
     username_env: str = "SYNDICATOR_SMTP_USERNAME"
     password_env: str = "SYNDICATOR_SMTP_PASSWORD"
     timeout: str = "30s"
+    ca_file: Path | None = None  # PEM bundle to trust for the server's certificate (an internal CA)
 
     @field_validator("timeout")
     @classmethod
@@ -306,11 +307,16 @@ def _resolve(settings: Settings, base: Path) -> Settings:
         s.model_copy(update={"path": (base / s.path).resolve()}) if s.path is not None and not s.path.is_absolute() else s
         for s in settings.sources
     ]
+    digest = settings.digest
+    ca = digest.email.ca_file
+    if ca is not None and not ca.is_absolute():
+        digest = digest.model_copy(update={"email": digest.email.model_copy(update={"ca_file": (base / ca).resolve()})})
     return settings.model_copy(
         update={
             "database": settings.database.model_copy(update={"url": url}),
             "output": settings.output.model_copy(update={"dir": out}),
             "sources": sources,
+            "digest": digest,
         }
     )
 

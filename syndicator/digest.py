@@ -190,3 +190,8 @@ def _send_once(settings: Settings, repo: Repository, site: SiteInfo, day: date) 
     repo.finish_digest_email(key, sent=True, recipients=", ".join(cfg.to), message_id=str(msg["Message-ID"]))
     log.info("digest %s e-mailed to %s", key, ", ".join(cfg.to))
     return "sent"
+
+
+def run_daily_digest(settings: Settings, repo: Repository, now: datetime | None = None) -> DigestRun:
+    """The service's job at ``digest.time``: the ``digest.day`` day, e-mailed when ``digest.email.enabled``."""
+    return run_digest(settings, repo, default_day(settings, now), settings.digest.email.enabled)

@@ -36,15 +36,16 @@ def send(email: EmailSettings, msg: EmailMessage) -> list[str]:
     where = f"smtp://{email.host}:{email.port}"
     timeout = parse_duration(email.timeout)
     try:
+        context = ssl.create_default_context(cafile=str(email.ca_file) if email.ca_file else None)
         smtp: smtplib.SMTP
         if email.ssl:
-            smtp = smtplib.SMTP_SSL(email.host, email.port, timeout=timeout, context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(email.host, email.port, timeout=timeout, context=context)
         else:
             smtp = smtplib.SMTP(email.host, email.port, timeout=timeout)
         with smtp:
             smtp.ehlo()
             if email.starttls and not email.ssl:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=context)
                 smtp.ehlo()
             creds = email.credentials()
             if creds is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import hashlib
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 import feedparser
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner, Result
@@ -165,10 +167,17 @@ def test_default_day_is_the_previous_local_day(tmp_path: Path) -> None:
 class Sink:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.tls: list[bool] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        self.tls.append(session.ssl is not None)
         return "250 OK"
+
+
+def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and data.login == b"editor" and data.password == b"s3cret"
+    return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
 
 
 def free_port() -> int:
@@ -180,11 +189,6 @@ def free_port() -> int:
 @pytest.fixture
 def smtp() -> Iterator[tuple[Sink, int]]:
     sink = Sink()
-
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.login == b"editor" and data.password == b"s3cret"
-        return AuthResult(success=ok)
-
     port = free_port()
     ctl = Controller(sink, hostname="127.0.0.1", port=port, authenticator=authenticator,
                      auth_required=True, auth_require_tls=False)
@@ -235,7 +239,7 @@ def test_email_failure_leaves_the_day_unsent(tmp_path: Path, db_url: str, repo: 
     monkeypatch.setenv("SYNDICATOR_SMTP_USERNAME", "editor")
     monkeypatch.setenv("SYNDICATOR_SMTP_PASSWORD", "wrong")
     settings = mail_settings(tmp_path, db_url, port)
-    with pytest.raises(EmailError, match=f"smtp://127.0.0.1:{port}"):
+    with pytest.raises(EmailError, match=f"smtp://127.0.0.1:{port}: .*Authentication"):
         run_digest(settings, repo, DAY, email=True)
     down = mail_settings(tmp_path, db_url, free_port())
     with pytest.raises(EmailError):
@@ -243,6 +247,35 @@ def test_email_failure_leaves_the_day_unsent(tmp_path: Path, db_url: str, repo: 
     monkeypatch.setenv("SYNDICATOR_SMTP_PASSWORD", "s3cret")
     assert run_digest(settings, repo, DAY, email=True).email == "sent"
     assert len(sink.messages) == 1
+
+
+def test_email_over_starttls_with_login(tmp_path: Path, db_url: str, repo: Repository,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that requires STARTTLS before AUTH, with a certificate from a private CA (``ca_file``)."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    sink, port = Sink(), free_port()
+    ctl = Controller(sink, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_required=True,
+                     tls_context=server_ctx, require_starttls=True)
+    ctl.start()
+    try:
+        monkeypatch.setenv("SYNDICATOR_SMTP_USERNAME", "editor")
+        monkeypatch.setenv("SYNDICATOR_SMTP_PASSWORD", "s3cret")
+        save(repo, "s", article("a", local(DAY, 9, 0)))
+        settings = make_settings(tmp_path, db_url, email={
+            "to": ["desk@example.org"], "host": "127.0.0.1", "port": port, "starttls": True,
+            "ca_file": "ca.pem"})  # relative to the config folder
+        assert settings.digest.email.ca_file == tmp_path / "ca.pem"
+        untrusted = make_settings(tmp_path, db_url, email={
+            "to": ["desk@example.org"], "host": "127.0.0.1", "port": port, "starttls": True})
+        with pytest.raises(EmailError, match="CERTIFICATE_VERIFY_FAILED"):
+            run_digest(untrusted, repo, DAY, email=True)
+        assert run_digest(settings, repo, DAY, email=True).email == "sent"
+        assert sink.tls == [True] and len(sink.messages) == 1
+    finally:
+        ctl.stop()
 
 
 # -- the command ----------------------------------------------------------------------------------------

@@ -120,6 +120,10 @@ def test_pages_render_in_headless_chromium_and_every_link_resolves(site: tuple[s
             if link.startswith(base) and link not in checked:
                 checked.add(link)
                 assert status(link) == 200, (page, link)
+    # the digest page prints (print stylesheet: no navigation)
+    pdf = tmp_path / "digest.pdf"
+    chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", base + "digest/2019-02-25.html")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
     # the story three channels carried is listed once on the digest page, with its channels
     digest_dom = (out / "digest/2019-02-25.html").read_text("utf-8")
     assert digest_dom.count(SEED_TITLE) == 1

@@ -196,6 +196,10 @@ def check_config(obj: Ctx) -> None:
     click.echo(f"output:   {s.output.dir}")
     for src in s.sources:
         click.echo(f"source:   {src.name} ({src.type}) {src.path or src.url} every {src.every}")
+    d = s.digest
+    if d.enabled:
+        mail = f"e-mail to {', '.join(d.email.to)} via {d.email.host}:{d.email.port}" if d.email.enabled else "e-mail off"
+        click.echo(f"digest:   daily at {d.time} {s.site.timezone} ({d.day} day), {mail}")
 
 
 @main.command()

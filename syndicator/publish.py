@@ -115,7 +115,7 @@ def _front_pages(settings: Settings, repo: Repository, specs: list[FeedSpec], la
     out: Path = settings.output.dir
     written = 0
     written += write_if_changed(out, "index.html", render_index(site, specs, tags=list(summaries.values()),
-                                                               digests=latest))
+                                                               digests=latest, stories=repo.story_count()))
     for spec in specs:
         if spec.tag is not None and (tags is None or spec.tag.slug in tags
                                      or not (out / tag_page_path(spec.tag.slug)).exists()):

@@ -296,5 +296,6 @@ def test_cli_digest(tmp_path: Path, archive: Path) -> None:
     assert "stories=0" in cli(config, "digest", "--date", "2019-02-26").stdout
     bad = cli(config, "digest", "--date", "25.02.2019")
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.stderr
+    assert "digest:   daily at 07:00 Asia/Shanghai (previous day), e-mail off" in cli(config, "check-config").output
     no_rcpt = cli(config, "digest", "--date", "2019-02-25", "--email")
     assert no_rcpt.exit_code == 2 and "digest.email.to" in no_rcpt.stderr

@@ -98,7 +98,8 @@ def test_pages_render_in_headless_chromium_and_every_link_resolves(site: tuple[s
     shots.mkdir(parents=True, exist_ok=True)
     tag_page = "tags/an-quan-sheng-chan.html"
     pages = {
-        "index.html": ["重庆新闻", "每日摘要", "安全生产", "订阅", f"{base}digest.atom"],
+        "index.html": ["重庆新闻", "共 3 条新闻", "每日摘要", "安全生产", "订阅", f"{base}digest.atom",
+                       "2019-02-26"],
         tag_page: ["安全生产", SEED_TITLE, "凌晨的安全生产新闻"],
         "digest/2019-02-25.html": ["每日摘要 2019-02-25", SEED_TITLE, "深夜的应急管理新闻", "23:59",
                                    "重庆频道、河南频道、四川频道"],

@@ -153,10 +153,11 @@ def render_index(
     *,
     tags: Sequence[TagSummary] | None = None,
     digests: Sequence[DigestLink] = (),
+    stories: int | None = None,
 ) -> bytes:
     """index.html, the front page: subscribe links with copy-able URLs, every tag with its story count and
     last update (from ``tags`` when given, else from the feeds' entries) and link to its page, the latest
-    digests, and autodiscovery of every feed."""
+    digests, the number of ``stories`` in all, and autodiscovery of every feed."""
     known = {t.slug: t for t in tags or ()}
     rows = []
     for spec in _ordered(feeds):
@@ -179,7 +180,8 @@ def render_index(
         discovery.insert(1, digest_feed)
     return _render(
         INDEX_PAGE, site=_clean_site(site), feeds=rows, discovery=discovery, digests=list(digests),
-        digest_feed=digest_feed, total=next((r.count for r in rows if r.path == ALL_FEED), 0),
+        digest_feed=digest_feed,
+        total=stories if stories is not None else next((r.count for r in rows if r.path == ALL_FEED), 0),
     )
 
 

@@ -98,6 +98,7 @@ class _FeedRow:
     rss_rel: str
     html_url: str
     page: str = ""  # the tag's reading page, relative to the site root ("" when there is none)
+    label: str = ""  # the short name shown in the front page's table (the tag name)
 
 
 def _feed_row(site: SiteInfo, spec: FeedSpec) -> _FeedRow:
@@ -171,7 +172,10 @@ def render_index(
                 newest=local_time(site, newest) if newest else "",
                 newest_iso=newest.isoformat() if newest else "",
                 page=f"{TAGS_DIR}/{spec.tag.slug}.html" if spec.tag is not None else "",
+                label=clean_xml_text(summary.name).strip(),
             )
+        elif spec.path == ALL_FEED and stories is not None:
+            row = replace(row, count=stories)
         rows.append(row)
     discovery = list(rows)
     digest_feed = None

@@ -160,11 +160,15 @@ def _item(site: SiteInfo, entry: StoryEntry) -> dict[str, object]:
     }
 
 
+def _anchor(sec: DigestSection) -> str:
+    return "top" if sec.top else (f"tag-{sec.tag.slug}" if sec.tag else "untagged")
+
+
 def _sections(site: SiteInfo, digest: Digest) -> list[dict[str, object]]:
     return [
         {
             "title": clean_xml_text(sec.title).strip(),
-            "anchor": "top" if sec.top else (f"tag-{sec.tag.slug}" if sec.tag else "untagged"),
+            "anchor": _anchor(sec),
             "tag_url": f"{site.base_url}tags/{sec.tag.slug}.html" if sec.tag else "",
             "items": [_item(site, e) for e in sec.entries],
             "more": sec.more,
@@ -183,15 +187,18 @@ def render_digest_html(
 ) -> bytes:
     """``digest/YYYY-MM-DD.html``: standalone (inline CSS, no scripts, no external assets), printable."""
     tz = zone(site.timezone)
+    sections = _sections(site, digest)
     return render_page(
         "digest.html",
+        toc=[{"title": clean_xml_text(sec.title).strip(), "anchor": _anchor(sec), "count": len(sec.entries) + sec.more}
+             for sec in digest.sections],
         site=site,
         title=digest_title(site, digest),
         day=digest.day.isoformat(),
         count=digest.count,
         updated=as_utc(digest.updated).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         updated_iso=as_utc(digest.updated).isoformat(),
-        body=Markup(_body(site, digest)),
+        body=Markup(render_page("digest_body.html", site=site, sections=sections).decode("utf-8")),
         previous=previous.isoformat() if previous else "",
         following=following.isoformat() if following else "",
         discovery=digest_discovery(site),

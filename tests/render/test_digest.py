@@ -178,6 +178,7 @@ def test_digest_page_is_standalone_readable_and_printable(site: SiteInfo) -> Non
     assert f"{BASE}digest.atom" in alternates and f"{BASE}all.rss" in alternates
     assert "00:30" in text and "23:59" in text and "2024-05-01" in text
     assert 'href="2024-04-30.html"' in text and "后一天" not in text
+    assert '<a href="#top">要闻</a>（1）' in text and '<a href="#tag-shizheng">时政</a>（1）' in text  # contents
     assert render_digest_html(site, d, previous=date(2024, 4, 30)) == data  # deterministic
 
 

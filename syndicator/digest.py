@@ -8,6 +8,7 @@ re-renders only the days whose stories changed (a fingerprint of story ids and c
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -109,20 +110,25 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     neighbours = {d: (days[i - 1] if i else None, days[i + 1] if i + 1 < len(days) else None)
                   for i, d in enumerate(days)}
     loaded: dict[date, Digest] = {}
-    for day in changed:
-        digest = loaded[day] = _load(settings, repo, site, day, prints[day])
+
+    def write_page(day: date) -> int:
+        digest = loaded.get(day) or _load(settings, repo, site, day, prints[day])
+        loaded[day] = digest
         prev, nxt = neighbours[day]
-        written += write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev,
-                                                                             following=nxt))
-        written += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest))
-        # the neighbours' prev/next links may point to a day that is new
-        for other in (prev, nxt):
-            if other is not None and other not in changed and (out / digest_path(other)).exists():
-                o = loaded.get(other) or _load(settings, repo, site, other, prints[other])
-                loaded[other] = o
-                p, n = neighbours[other]
-                written += write_if_changed(out, digest_path(other), render_digest_html(site, o, previous=p,
-                                                                                       following=n))
+        return write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+
+    for day in changed:
+        written += write_page(day)
+        written += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, loaded[day]))
+    # the days next to a new or vanished day: their "previous/next day" links change
+    touched = set(changed) | {date.fromisoformat(k) for k in gone}
+    near: set[date] = set()
+    for t in touched:
+        i = bisect_left(days, t)
+        near.update(days[j] for j in (i - 1, i + 1 if i < len(days) and days[i] == t else i) if 0 <= j < len(days))
+    for day in sorted(near - set(changed)):
+        if (out / digest_path(day)).exists():
+            written += write_page(day)
     for key in gone:
         for page in (out / digest_path(date.fromisoformat(key)), out / digest_path(date.fromisoformat(key), "md")):
             if page.exists():

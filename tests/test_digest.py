@@ -299,3 +299,30 @@ def test_cli_digest(tmp_path: Path, archive: Path) -> None:
     assert "digest:   daily at 07:00 Asia/Shanghai (previous day), e-mail off" in cli(config, "check-config").output
     no_rcpt = cli(config, "digest", "--date", "2019-02-25", "--email")
     assert no_rcpt.exit_code == 2 and "digest.email.to" in no_rcpt.stderr
+
+
+def test_sync_keeps_digests_and_tag_pages_in_step(tmp_path: Path, archive: Path) -> None:
+    config = write_config(tmp_path, archive)
+    out = tmp_path / "feeds"
+    assert cli(config, "sync").exit_code == 0
+    assert (out / "digest/2019-02-25.html").exists() and (out / "tags/an-quan-sheng-chan.html").exists()
+    seed = next(archive.iterdir()).read_text(encoding="utf-8")
+    later = seed.replace("date: 2019-02-25- 06:24", "date: 2019-02-27- 00:30").replace(
+        "title: 重庆市应急系统扎实推进安全生产形势持续稳定好转_重庆频道", "title: 两天后的新闻_重庆频道").replace(
+        "<!-- more -->\n", "<!-- more -->\n两天后另起一段。\n", 1)
+    (archive / "later.md").write_text(later, encoding="utf-8")
+    before = (out / "digest/2019-02-25.html").stat().st_mtime_ns
+    assert cli(config, "sync").exit_code == 0
+    assert "两天后的新闻" in (out / "digest/2019-02-27.html").read_text("utf-8")
+    assert 'href="2019-02-27.html"' in (out / "digest/2019-02-25.html").read_text("utf-8")  # its "next day" link
+    assert (out / "digest/2019-02-25.html").stat().st_mtime_ns != before
+    assert 'href="digest/2019-02-27.html"' in (out / "index.html").read_text("utf-8")
+    assert "两天后的新闻" in (out / "tags/an-quan-sheng-chan.html").read_text("utf-8")
+    days = [e.id for e in feedparser.parse((out / "digest.atom").read_bytes()).entries]
+    assert days == ["urn:syndicator:digest:2019-02-27", "urn:syndicator:digest:2019-02-25"]
+    # withdrawn: the file goes, so do its day's page and feed entry; the other day stays
+    (archive / "later.md").unlink()
+    assert cli(config, "sync").exit_code == 0
+    assert not (out / "digest/2019-02-27.html").exists() and (out / "digest/2019-02-25.html").exists()
+    assert "2019-02-27" not in (out / "digest/index.html").read_text("utf-8")
+    assert "2019-02-27" not in (out / "digest/2019-02-25.html").read_text("utf-8")  # no link to a vanished day

@@ -185,7 +185,7 @@ def _send_once(settings: Settings, repo: Repository, site: SiteInfo, day: date) 
         msg = mail.build_message(
             cfg, subject=subject or digest_title(site, digest),
             text=render_digest_markdown(site, digest).decode("utf-8"),
-            html=render_digest_html(site, digest).decode("utf-8"),
+            html=render_digest_html(site, digest, absolute=True).decode("utf-8"),
         )
         refused = mail.send(cfg, msg)
     except BaseException:

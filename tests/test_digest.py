@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import hashlib
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -223,6 +224,8 @@ def test_email_sent_once_with_text_and_html(tmp_path: Path, db_url: str, repo: R
     text = parts["text/plain"].get_payload(decode=True).decode("utf-8")  # type: ignore[union-attr]
     html = parts["text/html"].get_payload(decode=True).decode("utf-8")  # type: ignore[union-attr]
     assert "零点半的新闻" in text and "零点半的新闻" in html and "<!DOCTYPE html>" in html
+    hrefs = re.findall(r'href="([^"#]*)"', html)
+    assert hrefs and all(h.startswith("http://news.example.org/") for h in hrefs), hrefs  # read away from the site
     subject = str(email.header.make_header(email.header.decode_header(msg["Subject"])))
     assert subject == "重庆新闻 每日摘要 2024-05-01（2 篇）"
     # the same run again, and a "restart" (a new repository on the same database): never a second e-mail

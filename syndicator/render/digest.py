@@ -183,11 +183,14 @@ def _body(site: SiteInfo, digest: Digest) -> str:
 
 
 def render_digest_html(
-    site: SiteInfo, digest: Digest, *, previous: date | None = None, following: date | None = None
+    site: SiteInfo, digest: Digest, *, previous: date | None = None, following: date | None = None,
+    absolute: bool = False,
 ) -> bytes:
-    """``digest/YYYY-MM-DD.html``: standalone (inline CSS, no scripts, no external assets), printable."""
+    """``digest/YYYY-MM-DD.html``: standalone (inline CSS, no scripts, no external assets), printable.
+    ``absolute``: every link is a full URL (for the e-mail, which is read away from the site)."""
     tz = zone(site.timezone)
     sections = _sections(site, digest)
+    here = f"{site.base_url}{DIGEST_DIR}/" if absolute else ""
     return render_page(
         "digest.html",
         toc=[{"title": clean_xml_text(sec.title).strip(), "anchor": _anchor(sec), "count": len(sec.entries) + sec.more}
@@ -199,10 +202,12 @@ def render_digest_html(
         updated=as_utc(digest.updated).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         updated_iso=as_utc(digest.updated).isoformat(),
         body=Markup(render_page("digest_body.html", site=site, sections=sections).decode("utf-8")),
-        previous=previous.isoformat() if previous else "",
-        following=following.isoformat() if following else "",
+        previous=f"{here}{previous.isoformat()}.html" if previous else "",
+        following=f"{here}{following.isoformat()}.html" if following else "",
         discovery=digest_discovery(site),
-        md=f"{digest.day.isoformat()}.md",
+        md=f"{here}{digest.day.isoformat()}.md",
+        home=f"{site.base_url}index.html" if absolute else "../index.html",
+        archive=f"{here}index.html",
     )
 
 

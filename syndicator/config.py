@@ -156,6 +156,26 @@ class NormalizeSettings(_Section):
         return v
 
 
+class LimitSettings(_Section):
+    """Bounds on hostile or broken input: over-limit text is truncated, an over-limit file is rejected."""
+
+    max_title_chars: int = Field(default=300, ge=10, le=10_000)
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000)  # UTF-8 bytes of the sanitized body HTML
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1_000)  # archive files larger are skipped
+    max_html_depth: int = Field(default=64, ge=4, le=1_000)  # deeper element nesting is flattened
+    future_tolerance: str = "1d"  # a date further ahead than this is not trusted for ordering
+
+    @field_validator("future_tolerance")
+    @classmethod
+    def _tolerance(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def future_tolerance_seconds(self) -> float:
+        return parse_duration(self.future_tolerance)
+
+
 class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -164,6 +184,7 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")

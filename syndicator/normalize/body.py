@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 
 from .rules import CompiledRules
 from .sanitize import image, paragraph, sanitize
-from .text import IMG_TAG, clean_inline, is_blank, is_tracking, parse_img
+from .text import IMG_TAG, clean_inline, clean_line, is_blank, is_tracking, parse_img
 
 MORE = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_KEY_STRIP = re.compile(r"[\s\u3000]+|(?:…|\.\.\.|。。。)+$")
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
 _SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
@@ -37,7 +36,11 @@ class Body:
 
 
 def _key(text: str) -> str:
-    return _KEY_STRIP.sub("", text)
+    """Comparison key of a cleaned line: no spaces, no trailing ellipsis."""
+    k = text.replace(" ", "")
+    while k.endswith(("…", "...", "。。。")):
+        k = k.rstrip("…").removesuffix("...").removesuffix("。。。")
+    return k
 
 
 def _is_byline(line: str) -> bool:
@@ -50,7 +53,7 @@ def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
         return lines
     start = None
     for i, line in enumerate(lines[:40]):
-        if rules.byline_after.search(clean_inline(line)):
+        if rules.byline_after.search(clean_line(line)):
             start = i
             break
     if start is None:
@@ -76,7 +79,7 @@ def _split_title_lead(x: str, later: list[str]) -> str | None:
         probe = p[:_MIN_PREFIX]
         i = x.find(probe)
         while i > 0:
-            tail = _KEY_STRIP.sub("", x[i:])
+            tail = _key(x[i:])
             if _key(p).startswith(tail):
                 return x[:i].strip() or None
             i = x.find(probe, i + 1)
@@ -97,7 +100,7 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             want_title = (
                 False  # `原标题：` closing the teaser: its headline is not the main text's first line
             )
-        line = clean_inline(raw)
+        line = clean_line(raw)
         if not line:
             continue
         if not is_teaser and rules.end is not None and rules.end.search(line):

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from . import recovery
 from .config import Settings, SourceSettings
 from .errors import ParseError, SourceError, SyndicatorError
 from .normalize import normalize_item
@@ -102,6 +103,7 @@ def sync(
     from .publish import publish  # publish imports render; keep sync importable without it
 
     started = time.monotonic()
+    pending = recovery.begin(settings.output.dir) if render else None  # before any commit
     report = SyncReport()
     changes = Changes()
     chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
@@ -123,6 +125,9 @@ def sync(
             src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
         )
     if render:
-        report.feeds_written = publish(settings, repo, changes=changes if not full else None)
+        everything = full or (pending is not None and pending.recovering)
+        report.feeds_written = publish(settings, repo, changes=None if everything else changes)
+        if pending is not None:
+            pending.finish()
     report.seconds = time.monotonic() - started
     return report, changes

@@ -159,10 +159,9 @@ class NormalizeSettings(_Section):
 class LimitSettings(_Section):
     """Bounds on hostile or broken input: over-limit text is truncated, an over-limit file is rejected."""
 
-    max_title_chars: int = Field(default=300, ge=10, le=10_000)
-    max_body_bytes: int = Field(default=1_000_000, ge=1_000)  # UTF-8 bytes of the sanitized body HTML
+    max_title_chars: int = Field(default=300, ge=10, le=300)  # the normalizer never keeps more than 300
+    max_body_bytes: int = Field(default=200_000, ge=1_000)  # UTF-8 bytes of the sanitized body HTML
     max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1_000)  # archive files larger are skipped
-    max_html_depth: int = Field(default=64, ge=4, le=1_000)  # deeper element nesting is flattened
     future_tolerance: str = "1d"  # a date further ahead than this is not trusted for ordering
 
     @field_validator("future_tolerance")

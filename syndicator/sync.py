@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from . import recovery
+from . import clock, limits, recovery
 from .config import Settings, SourceSettings
 from .errors import ParseError, SourceError, SyndicatorError
 from .normalize import normalize_item
@@ -56,7 +56,8 @@ def sync_archive(
     report = SourceReport(src.name)
     assert src.path is not None
     known = repo.file_states(src.name)
-    scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full)
+    scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
+                               max_bytes=settings.limits.max_file_bytes)
     batch: list[ItemChange] = []
     done = 0
 
@@ -71,6 +72,9 @@ def sync_archive(
         done += 1
         try:
             article = normalize_item(fr.item, settings.normalize, settings.tags)
+            article, notes = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
+            for note in notes:
+                log.warning("%s: %s", f"{src.name}/{fr.item.key}", note)
             batch.append(ItemChange(fr.item.key, fr.state, article))
         except ParseError as exc:
             log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", exc.reason)

@@ -60,7 +60,8 @@ def walk(root: Path) -> Iterator[tuple[str, str]]:
 
 
 def scan(
-    source: str, root: Path, timezone: str, known: dict[str, FileState], *, full: bool = False
+    source: str, root: Path, timezone: str, known: dict[str, FileState], *, full: bool = False,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> tuple[ArchiveScan, Iterator[FileRead]]:
     """Walk ``root``; returns the scan summary (filled as the iterator is consumed) and changed files.
 
@@ -81,11 +82,11 @@ def scan(
                 if not full and old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
                     continue
-                if st.st_size > MAX_FILE_BYTES:
-                    report.errors.append((key, f"file too large ({st.st_size} bytes > {MAX_FILE_BYTES})"))
+                if st.st_size > max_bytes:
+                    report.errors.append((key, f"file too large ({st.st_size} bytes > {max_bytes})"))
                     continue
                 with open(full_path, "rb") as fh:
-                    data = fh.read(MAX_FILE_BYTES + 1)
+                    data = fh.read(max_bytes + 1)
             except OSError as exc:
                 report.errors.append((key, exc.strerror or str(exc)))
                 continue

@@ -35,14 +35,24 @@ def files(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+_checked: dict[tuple[int, int, int, int], str] = {}  # files already found complete (atomic writes: a new file is a new inode)
+
+
 def check_outputs(out: Path) -> list[str]:
     """Problems with the files a reader could fetch: every feed parses cleanly, every page is complete."""
     problems = []
     if not out.exists():
         return problems
-    for rel, data in files(out).items():
-        if rel.rsplit("/", 1)[-1].startswith("."):
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out).as_posix()
+        if path.name.startswith(".") or not path.is_file():
             continue  # temporary and marker files: never served
+        st = path.stat()
+        key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        if key in _checked:
+            continue
+        data = path.read_bytes()
+        before = len(problems)
         if rel.endswith((".atom", ".rss")):
             parsed = feedparser.parse(data)
             if parsed.bozo:
@@ -54,6 +64,8 @@ def check_outputs(out: Path) -> list[str]:
             problems.append(f"{rel}: truncated page")
         elif rel.endswith(".opml") and not data.rstrip().endswith(b"</opml>"):
             problems.append(f"{rel}: truncated OPML")
+        if len(problems) == before:
+            _checked[key] = rel
     return problems
 
 

@@ -23,7 +23,7 @@ from conftest import write_config
 from .posts import write_posts
 from .state import check_outputs, db_state, entry_ids, files, integrity
 
-POSTS = int(os.environ.get("SYNDICATOR_CRASH_POSTS", "1500"))
+POSTS = int(os.environ.get("SYNDICATOR_CRASH_POSTS", "600"))
 KILLS = 20
 
 
@@ -62,6 +62,7 @@ def committed(db: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     write_posts(archive, POSTS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,11 +83,21 @@ def scan(
                 if not full and old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
                     continue
+                if not stat.S_ISREG(st.st_mode):
+                    report.errors.append((key, "not a regular file"))  # a FIFO would block the sync for ever
+                    continue
                 if st.st_size > max_bytes:
                     report.errors.append((key, f"file too large ({st.st_size} bytes > {max_bytes})"))
                     continue
-                with open(full_path, "rb") as fh:
+                # O_NONBLOCK: a file swapped for a FIFO after the stat must not hang us either
+                with open(os.open(full_path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+                    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                        report.errors.append((key, "not a regular file"))
+                        continue
                     data = fh.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    report.errors.append((key, f"file too large (more than {max_bytes} bytes)"))
+                    continue
             except OSError as exc:
                 report.errors.append((key, exc.strerror or str(exc)))
                 continue

@@ -87,10 +87,10 @@ def bound(article: Article, limits: LimitSettings, *, now: datetime,
         when = min(fallback, now) if fallback is not None else now
         changes["published"] = when
         changes["date_source"] = "file_mtime" if fallback is not None and fallback <= now else "fetched"
-        notes.append(f"date {article.published:%Y-%m-%d %H:%M} is in the future: using {when:%Y-%m-%d %H:%M}")
+        notes.append(f"date {article.published:%Y-%m-%d %H:%M} UTC is in the future: using {when:%Y-%m-%d %H:%M}")
     if article.updated is not None and article.updated > latest:
         changes["updated"] = None
-        notes.append(f"updated date {article.updated:%Y-%m-%d %H:%M} is in the future: ignored")
+        notes.append(f"updated date {article.updated:%Y-%m-%d %H:%M} UTC is in the future: ignored")
     if not changes:
         return article, notes
     return replace(article, **changes), notes  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class PendingRender:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
         others = sorted(out_dir.glob(MARKER_PREFIX + "*"))
         self.stale = [p for p in others if _is_stale(p)]
         self.alone = len(self.stale) == len(others)  # no other live writer
@@ -74,9 +76,11 @@ class PendingRender:
     def finish(self) -> None:
         """The render is complete: remove this marker, the dead writers' markers and their temp files."""
         if self.alone and self.stale:
+            # no writer was alive when this run began: temporary files older than that are a dead one's
             for tmp in self.out_dir.rglob(TEMP_PREFIX + "*"):
                 with contextlib.suppress(OSError):
-                    tmp.unlink()
+                    if tmp.lstat().st_mtime < self.started:
+                        tmp.unlink()
         for path in [*self.stale, self.path]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

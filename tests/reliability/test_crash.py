@@ -109,3 +109,64 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
         assert not leftovers, leftovers
     print(f"\n{POSTS} posts, uninterrupted sync {took:.1f}s; {kills} kills in {rounds} rounds at "
           f"{', '.join(f'{m:.1f}' for m in sorted(moments))} s")
+
+
+RUN_KILLS = int(os.environ.get("SYNDICATOR_RUN_KILLS", "6"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_syndicator_run_killed_mid_tick_loses_nothing(tmp_path: Path) -> None:
+    """The service (`syndicator run`): SIGKILL at random moments of its first ticks, then a clean run."""
+    import yaml
+
+    posts = POSTS // 2
+    archive = tmp_path / "archive"
+    write_posts(archive, posts)
+    ref_config = fresh(tmp_path / "reference", archive)
+    took = finish(ref_config)
+    reference_out = files(ref_config.parent / "feeds")
+
+    config = fresh(tmp_path / "service", archive)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["schedule"] = {"tick": "0.2s", "jitter": 0.1, "lock_wait": "60s"}
+    data["sources"][0]["every"] = "1s"
+    data["server"] = {"host": "127.0.0.1", "port": 0, "enabled": False}
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    db, out = config.parent / "var" / "syndicator.db", config.parent / "feeds"
+
+    def run() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "syndicator", "--config", str(config), "-q", "run"],
+                                cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    rng = random.Random(5)
+    for kill in range(RUN_KILLS):
+        proc = run()
+        delay = rng.uniform(0.5, took * (1 - 0.7 * committed(db) / posts) + 1)
+        time.sleep(delay)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert integrity(db) == "ok" if db.exists() else True
+        assert not check_outputs(out), f"kill {kill + 1} at {delay:.1f}s: {check_outputs(out)[:5]}"
+    proc = run()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            got = {k: v for k, v in files(out).items() if not k.rsplit("/", 1)[-1].startswith(".")} \
+                if out.exists() else {}
+            if got == reference_out:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert got == reference_out, sorted(set(got) ^ set(reference_out))[:5]
+    assert integrity(db) == "ok"
+    state = db_state(db)
+    reference_db = db_state(ref_config.parent / "var" / "syndicator.db")
+    for table, rows in reference_db.items():
+        assert state[table] == rows, f"table {table} differs from the uninterrupted run"

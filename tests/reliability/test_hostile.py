@@ -192,3 +192,14 @@ def test_a_file_over_the_size_limit_is_rejected_with_a_reason(folder: Path) -> N
     assert "new=1" in out and "skipped=1" in out
     assert "huge.md: skipped: file too large" in err
     assert [r["title"] for r in articles(config)] == ["正常"]
+
+
+def test_a_lone_surrogate_in_a_remote_items_id_is_storable() -> None:
+    from syndicator.sources.feed import entry_key
+    from syndicator.types import article_id
+
+    for key in (entry_key("guid-\ud800", None, "", "", ""), entry_key(None, "https://x.example/\udfff", "", "", ""),
+                entry_key(None, None, "标题\ud800", "", "")):
+        key.encode("utf-8")  # the database driver encodes it like this
+    assert entry_key("guid-\ud800", None, "", "", "") == "id:guid-\\ud800"
+    assert len(article_id("remote", "\ud800")) == 16

@@ -203,3 +203,18 @@ def test_a_lone_surrogate_in_a_remote_items_id_is_storable() -> None:
         key.encode("utf-8")  # the database driver encodes it like this
     assert entry_key("guid-\ud800", None, "", "", "") == "id:guid-\\ud800"
     assert len(article_id("remote", "\ud800")) == 16
+
+
+
+def test_titles_are_plain_text_escaped_in_feeds_and_pages() -> None:
+    import re
+
+    entry = StoryEntry(story_id="s1", title="<b>标题</b><script>alert(1)</script> a < b", link="https://x.example/",
+                       published=datetime(2024, 1, 1, tzinfo=UTC), updated=datetime(2024, 1, 1, tzinfo=UTC),
+                       author=None, summary="s", content_html="<p>x</p>", tags=())
+    for fmt in ("atom", "rss"):
+        data = render_feed(FeedSpec("all", "全部", "", (entry,)), SITE, fmt)  # type: ignore[arg-type]
+        assert b"<script>" not in data and b"&lt;script&gt;" in data  # text, escaped once
+        assert feedparser.parse(data).entries[0].title == "<b>标题</b><script>alert(1)</script> a < b"
+    page = render_article_page(SITE, entry).decode()
+    assert "<script>" not in page and re.search(r"<h1>&lt;b&gt;标题&lt;/b&gt;&lt;script&gt;", page)

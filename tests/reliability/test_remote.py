@@ -40,7 +40,7 @@ def server() -> Iterator[tuple[str, dict[str, bytes]]]:
     pages: dict[str, bytes] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             data = pages.get(self.path)
             self.send_response(200 if data is not None else 404)
             self.send_header("Content-Type", "application/rss+xml; charset=utf-8")

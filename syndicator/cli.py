@@ -164,9 +164,12 @@ def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, n
 @handles_errors
 def render(obj: Ctx) -> None:
     """Rewrite every output (feeds, index.html, feeds.opml, article pages) from the database."""
+    from . import recovery
     from .publish import publish
 
+    pending = recovery.begin(obj.settings.output.dir)
     n = publish(obj.settings, obj.repo, changes=None)
+    pending.finish()
     click.echo(f"render: {n} files written to {obj.settings.output.dir}")
 
 
@@ -207,6 +210,56 @@ def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> Non
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             click.echo(f"{row['published'][:16]}  {row['id']}  {row['title']}  [{', '.join(row['tags'])}]")
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: files, articles, rejected, problems, summary.")
+@click.pass_obj
+@handles_errors
+def lint(obj: Ctx, path: Path | None, as_json: bool) -> None:
+    """Check an archive folder without touching the database: one line per problem, then a summary.
+
+    \b
+    PATH defaults to every enabled archive source of the config. Without a config file, PATH is read
+    with the shipped cleaning rules. Problems: rejected, no_date (and the fallback used), empty_body,
+    no_title, broken_yaml, no/unclosed_front_matter, stacked_front_matter, non_utf8,
+    unknown_title_suffix, duplicate. Exit 1 when a file cannot become an article at all.
+    """
+    from .lint import LintReport, lint_folder
+
+    try:
+        settings = obj.settings
+    except ConfigError:
+        if path is None or obj.config_path is not None:
+            raise
+        settings = config_mod.Settings()  # a bare folder: the shipped rules
+    if path is not None:
+        resolved = path.resolve()
+        src = next((s for s in settings.sources if s.type == "archive" and s.path == resolved), None)
+        targets = [(path, src.timezone if src else settings.site.timezone, str(path))]
+    else:
+        targets = [(s.path, s.timezone, str(s.path)) for s in settings.sources
+                   if s.type == "archive" and s.enabled and s.path is not None]
+        if not targets:
+            raise ConfigError("no archive source in the config; pass a PATH", path=str(settings.config_path))
+    report = LintReport()
+    for folder, tz, label in targets:
+        if not folder.is_dir():
+            raise ConfigError(f"archive folder not found: {folder}")
+        part = lint_folder(folder, settings.normalize, settings.tags, timezone=tz, label=label)
+        report.files += part.files
+        report.articles += part.articles
+        report.problems += part.problems
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        for problem in report.problems:
+            click.echo(problem.line())
+        if report.problems:
+            click.echo("")
+        click.echo(report.table())
+    sys.exit(1 if report.rejected else 0)
 
 
 @main.command()
@@ -255,12 +308,13 @@ def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None) ->
     off) and, unless server.enabled is false, the HTTP server with /healthz and /metrics. Stops cleanly on
     SIGTERM or Ctrl-C (exit 0). Only one `run` per database: a second one refuses to start.
     """
+    from .service import exit_now
     from .service import run as run_service
 
     if log_format is not None:
         setup_logging(obj.log_level, log_format)
     settings, repo = obj.settings, obj.repo
-    sys.exit(run_service(settings, repo, host=host, port=port))
+    exit_now(run_service(settings, repo, host=host, port=port))
 
 
 @main.command()
@@ -317,6 +371,37 @@ def check_config(obj: Ctx) -> None:
     click.echo(f"output:   {s.output.dir}")
     for src in s.sources:
         click.echo(f"source:   {src.name} ({src.type}) {src.path or src.url} every {src.every}")
+    d = s.digest
+    if d.enabled:
+        mail = f"e-mail to {', '.join(d.email.to)} via {d.email.host}:{d.email.port}" if d.email.enabled else "e-mail off"
+        click.echo(f"digest:   daily at {d.time} {s.site.timezone} ({d.day} day), {mail}")
+
+
+@main.command()
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="The local day (site.timezone); default: digest.day (the previous day).")
+@click.option("--email", is_flag=True, help="Also e-mail it (once per day: a day already sent is not sent again).")
+@click.pass_obj
+@handles_errors
+def digest(obj: Ctx, day: str | None, email: bool) -> None:
+    """Write a day's digest: digest/YYYY-MM-DD.html and .md, digest.atom/.rss, the archive and front page.
+
+    Exit 1 when the e-mail could not be sent (the day stays unsent; the next run retries).
+    """
+    from datetime import date as date_cls
+
+    from .digest import default_day, run_digest
+
+    settings = obj.settings
+    if day is None:
+        chosen = default_day(settings)
+    else:
+        try:
+            chosen = date_cls.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date (use YYYY-MM-DD)", param_hint="--date") from None
+    result = run_digest(settings, obj.repo, chosen, email)
+    click.echo(result.summary())
 
 
 def _when(value: Any) -> str:

@@ -7,8 +7,8 @@ so words are not a unit — banded for LSH so storage can look candidates up by 
 the real shingle sets before two articles are merged: precision matters more than recall, and two reports
 that share a standard policy paragraph must stay apart.
 
-This module owns rensa (chosen over datasketch by measuring: same accuracy, ~8x faster per article; see
-bench/README.md). Its band keys are stored in the database, so ``INDEX_VERSION`` changes whenever the
+This module owns rensa (chosen over datasketch by measuring: same accuracy, ~30x faster per article; see
+docs/STORIES.md and ``python -m bench.stories --libraries``). Its band keys are stored in the database, so ``INDEX_VERSION`` changes whenever the
 shingling, the permutation count or the banding changes.
 """
 

@@ -220,6 +220,7 @@ class Candidate:
     content_text: str = ""
     band_matches: int = 0
     title: str = ""
+    source: str = ""  # the source's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +283,11 @@ def decide(
     size: int | None = None
     for c in others:
         if c.content_hash == article.content_hash:
-            # the same text under another headline: a re-post, unless the text is a short template
+            # the same text under another headline is a re-post, unless it is a short text of the same
+            # source: one site's template (a related-links list, a byline) under its different columns
             if size is None:
                 size = len(shingle_strings(article.content_text))
-            if same_title(c.title, article.title) or size >= t.min_shingles_retitled:
+            if same_title(c.title, article.title) or size >= t.min_shingles_retitled or c.source != article.source:
                 return DuplicateOf(c.story_id, c.article_id, "hash")
     if t.enabled:
         mine = shingles(article.content_text)

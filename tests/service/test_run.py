@@ -127,8 +127,14 @@ def test_failing_source_backs_off_recovers_and_reports(tmp_path: Path) -> None:
     svc = Service(cfg, "--log-format", "json")
     try:
         svc.wait_started(base)
-        code, report = wait_for(lambda: (lambda h: h if h[1]["sources"][0]["consecutive_failures"] >= 3 else None)(
-            healthz(base)), timeout=20, what="three failures")
+        def three_failures() -> tuple[int, dict[str, Any]] | None:
+            h = healthz(base)
+            row = h[1]["sources"][0]
+            # the attempt and its next due time are two writes: wait for a reading after both
+            settled = row["next_due"] and row["last_attempt"] and row["next_due"] > row["last_attempt"]
+            return h if row["consecutive_failures"] >= 3 and settled else None
+
+        code, report = wait_for(three_failures, timeout=20, what="three failures")
         assert code == 503 and report["ok"] is False and report["status"] == "failing"
         row = report["sources"][0]
         assert row["state"] == "failing" and "archive folder not found" in row["last_error"]

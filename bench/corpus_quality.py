@@ -175,6 +175,7 @@ class Quality:
     repeated_teaser: int = 0
     repeated_paragraph: int = 0
     name_line_left: int = 0
+    stray_punctuation: int = 0
     channel_suffix: int = 0
     author_named: int = 0
     author_found: int = 0
@@ -210,6 +211,7 @@ def render(q: Quality) -> str:
         f"repeated paragraph     {_pct(q.repeated_paragraph, a)}",
         f"title channel suffix   {_pct(q.channel_suffix, a)}",
         f"name line leads body   {_pct(q.name_line_left, a)}",
+        f"paragraph starts 、，。 {_pct(q.stray_punctuation, a)}",
         f"author found (named)   {_pct(q.author_found, q.author_named)}",
         f"related snippets left  {_pct(q.related_left, a)}",
         f"date exact (in field)  {_pct(q.date_exact, q.date_in_field)}",
@@ -283,6 +285,9 @@ def _check(q: Quality, rows: Iterable[dict[str, Any]], files: dict[str, Path]) -
         if paragraphs and LEAD_NAME.fullmatch(paragraphs[0]) and not TITLE_CHANNEL.search(title_line(text)):
             q.name_line_left += 1
             q.note("name_line_left", name)
+        if any(p[0] in "、，,。；;：:！!？?）)」』”’】》" for p in paragraphs):
+            q.stray_punctuation += 1
+            q.note("stray_punctuation", name)
         if len({_key(p) for p in paragraphs}) != len(paragraphs):
             q.repeated_paragraph += 1
             q.note("repeated_paragraph", name)

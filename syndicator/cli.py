@@ -48,10 +48,12 @@ class Ctx:
     @property
     def repo(self) -> Any:
         if self._repo is None:
+            from .dedup import Thresholds
             from .storage.engine import open_database
             from .storage.repo import Repository
 
-            self._repo = Repository(open_database(self.settings.database.url))
+            self._repo = Repository(open_database(self.settings.database.url),
+                                    Thresholds(**self.settings.dedup.model_dump()))
         return self._repo
 
 
@@ -92,6 +94,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
       syndicator sync                 read every source, store articles, write feeds/
       syndicator serve                serve feeds/ at http://127.0.0.1:8080/
       syndicator articles --json      what is stored, one JSON object per line
+      syndicator stories --min-members 2   news carried by several channels
       syndicator run                  keep the feeds fresh on schedule and serve them (a service)
       syndicator status               each source's state, last success, last error, next poll
     Every command reads config.yaml (or --config PATH / $SYNDICATOR_CONFIG).
@@ -257,6 +260,26 @@ def lint(obj: Ctx, path: Path | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--min-members", type=int, default=1, show_default=True, metavar="N",
+              help="Only stories carried by at least N articles (2: the ones found more than once).")
+@click.option("--limit", type=int, default=None, help="At most N stories, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, members included.")
+@click.pass_obj
+@handles_errors
+def stories(obj: Ctx, min_members: int, limit: int | None, as_json: bool) -> None:
+    """List stories (one news item, however many channels carried it) with their member articles."""
+    for row in obj.repo.iter_stories(min_members=min_members, limit=limit):
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['published'][:16]}  {row['story_id']}  {row['title']}  ({row['member_count']})")
+        for member in row["members"]:
+            mark = "*" if member["duplicate_of"] is None else " "
+            where = member["channel"] or member["source"]
+            click.echo(f"    {mark} {member['id']}  {where}  {member['title']}")
+
+
+@main.command()
 @click.option("--host", default=None, help="Address to listen on (default server.host).")
 @click.option("--port", type=int, default=None, help="Port (default server.port).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
@@ -271,12 +294,13 @@ def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None) ->
     off) and, unless server.enabled is false, the HTTP server with /healthz and /metrics. Stops cleanly on
     SIGTERM or Ctrl-C (exit 0). Only one `run` per database: a second one refuses to start.
     """
+    from .service import exit_now
     from .service import run as run_service
 
     if log_format is not None:
         setup_logging(obj.log_level, log_format)
     settings, repo = obj.settings, obj.repo
-    sys.exit(run_service(settings, repo, host=host, port=port))
+    exit_now(run_service(settings, repo, host=host, port=port))
 
 
 @main.command()

@@ -285,6 +285,19 @@ class NormalizeSettings(_Section):
         return v
 
 
+class DedupSettings(_Section):
+    """When articles are one story (near-duplicates); see syndicator.dedup.Thresholds."""
+
+    enabled: bool = True
+    jaccard: float = Field(default=0.7, gt=0, le=1)
+    containment: float = Field(default=0.9, gt=0, le=1)
+    max_extra: float = Field(default=0.55, ge=0, le=1)
+    same_title_containment: float = Field(default=0.5, gt=0, le=1)
+    min_shingles: int = Field(default=40, ge=1)
+    min_shingles_retitled: int = Field(default=200, ge=1)
+    max_candidates: int = Field(default=20, ge=1, le=1000)
+
+
 class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -293,6 +306,7 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks

@@ -37,7 +37,7 @@ from .publish import publish
 from .storage import locks
 from .storage.repo import Repository
 from .sync import Changes, sync
-from .types import SourceReport
+from .types import SourceReport, SyncReport
 
 log = logging.getLogger(__name__)
 SERVICE_ROLE = "scheduler"
@@ -112,6 +112,8 @@ class Ticker:
     on_poll: Listener | None = None
     rng: random.Random = field(default_factory=random.Random)
     rendered_once: bool = False
+    waiting: bool = False  # the writer's turn was taken by another process at the last tick
+    last_failure: str | None = None  # the error of the last tick that failed as a whole
 
     @property
     def sources(self) -> list[SourceSettings]:
@@ -135,8 +137,16 @@ class Ticker:
             self._tick()
         except Interrupted as exc:
             log.info("%s", exc)
-        except Exception:
-            log.exception("tick failed; the next tick retries")
+        except Exception as exc:
+            # e.g. the database went away: full details once, then one line per tick until it recovers
+            text = f"{type(exc).__name__}: {exc}"
+            if text != self.last_failure:
+                log.exception("tick failed; the next tick retries")
+            else:
+                log.warning("tick failed again: %s", text.splitlines()[0][:300])
+            self.last_failure = text
+        else:
+            self.last_failure = None
 
     def _tick(self) -> None:
         if self.stop.is_set():
@@ -148,8 +158,11 @@ class Ticker:
         try:
             turn = locks.acquire(self.repo.engine, SYNC_LOCK)
         except LockHeld:
-            log.info("another process is syncing this database; polling after it is done")
+            if not self.waiting:  # once per wait, not once per tick
+                log.info("another process is syncing this database; polling after it is done")
+            self.waiting = True
             return
+        self.waiting = False
         with turn:
             changes = Changes()
             for name in due:
@@ -169,7 +182,14 @@ class Ticker:
             started_at = clock.now()
             started = time.monotonic()
             # Interrupted propagates: the source keeps its due time and is polled first after a restart
-            report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set)
+            try:
+                report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set)
+            except Interrupted:
+                raise
+            except Exception as exc:  # a bug in one source's code must not stop the others, nor retry every tick
+                log.exception("%s: unexpected error", src.name)
+                self.repo.record_attempt(src.name, error=f"unexpected {type(exc).__name__}: {exc}")
+                report, changes = SyncReport([SourceReport(src.name, errors=[str(exc)])]), Changes()
             total.stories |= changes.stories
             total.tags |= changes.tags
             failures, _ = self.repo.schedule_state(src.name)

@@ -164,9 +164,12 @@ def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, n
 @handles_errors
 def render(obj: Ctx) -> None:
     """Rewrite every output (feeds, index.html, feeds.opml, article pages) from the database."""
+    from . import recovery
     from .publish import publish
 
+    pending = recovery.begin(obj.settings.output.dir)
     n = publish(obj.settings, obj.repo, changes=None)
+    pending.finish()
     click.echo(f"render: {n} files written to {obj.settings.output.dir}")
 
 
@@ -357,6 +360,37 @@ def check_config(obj: Ctx) -> None:
     click.echo(f"output:   {s.output.dir}")
     for src in s.sources:
         click.echo(f"source:   {src.name} ({src.type}) {src.path or src.url} every {src.every}")
+    d = s.digest
+    if d.enabled:
+        mail = f"e-mail to {', '.join(d.email.to)} via {d.email.host}:{d.email.port}" if d.email.enabled else "e-mail off"
+        click.echo(f"digest:   daily at {d.time} {s.site.timezone} ({d.day} day), {mail}")
+
+
+@main.command()
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="The local day (site.timezone); default: digest.day (the previous day).")
+@click.option("--email", is_flag=True, help="Also e-mail it (once per day: a day already sent is not sent again).")
+@click.pass_obj
+@handles_errors
+def digest(obj: Ctx, day: str | None, email: bool) -> None:
+    """Write a day's digest: digest/YYYY-MM-DD.html and .md, digest.atom/.rss, the archive and front page.
+
+    Exit 1 when the e-mail could not be sent (the day stays unsent; the next run retries).
+    """
+    from datetime import date as date_cls
+
+    from .digest import default_day, run_digest
+
+    settings = obj.settings
+    if day is None:
+        chosen = default_day(settings)
+    else:
+        try:
+            chosen = date_cls.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date (use YYYY-MM-DD)", param_hint="--date") from None
+    result = run_digest(settings, obj.repo, chosen, email)
+    click.echo(result.summary())
 
 
 def _when(value: Any) -> str:

@@ -778,6 +778,87 @@ class Repository:
                 return None
             return ServiceInfo(row.role, row.holder, row.started_at, row.heartbeat_at, row.last_tick_at, row.stopped_at)
 
+    # -- daily digests ----------------------------------------------------------------------------
+    def stories_published_between(self, start: datetime, end: datetime, base_url: str) -> list[StoryEntry]:
+        """Live stories published in ``[start, end)`` (aware datetimes; a local day's bounds), as entries."""
+        with self._session() as s:
+            stories = list(
+                s.scalars(
+                    select(m.Story)
+                    .where(m.Story.withdrawn.is_(False), m.Story.published >= start, m.Story.published < end)
+                    .order_by(m.Story.published.desc(), m.Story.id)
+                )
+            )
+            return self._entries(s, stories, base_url)
+
+    def story_stamps(self) -> list[tuple[str, datetime, datetime]]:
+        """(story id, published, changed_at) of every live story: enough to tell which days changed."""
+        with self._session() as s:
+            return [
+                (sid, pub, changed)
+                for sid, pub, changed in s.execute(
+                    select(m.Story.id, m.Story.published, m.Story.changed_at).where(m.Story.withdrawn.is_(False))
+                )
+            ]
+
+    def digest_records(self) -> dict[str, DigestState]:
+        """Every recorded digest day (``YYYY-MM-DD``) with its fingerprint, date and e-mail state."""
+        with self._session() as s:
+            return {r.day: _digest_state(r) for r in s.scalars(select(m.DigestRecord))}
+
+    def save_digest(self, day: str, fingerprint: str, stories: int, newest: datetime) -> DigestState:
+        """Record a day's fingerprint. A new day's ``updated`` is its newest story's date; it moves (to now)
+        only when the fingerprint — the day's stories — changes, and stays put otherwise."""
+        with self._session() as s, s.begin():
+            row = s.get(m.DigestRecord, day)
+            if row is None:
+                row = m.DigestRecord(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
+                s.add(row)
+            elif row.fingerprint != fingerprint:
+                row.fingerprint, row.stories = fingerprint, stories
+                row.updated = max(clock.now(), newest, row.updated)
+            s.flush()
+            return _digest_state(row)
+
+    def delete_digests(self, days: Iterable[str]) -> None:
+        """Forget days that no longer have stories (their e-mail state goes with them only if never sent)."""
+        days = list(days)
+        if not days:
+            return
+        with self._session() as s, s.begin():
+            s.execute(delete(m.DigestRecord).where(m.DigestRecord.day.in_(days), m.DigestRecord.email_status.is_(None)))
+            s.execute(
+                update(m.DigestRecord).where(m.DigestRecord.day.in_(days)).values(stories=0, fingerprint="")
+            )
+
+    def claim_digest_email(self, day: str, *, stale_before: datetime) -> bool:
+        """Take the right to send ``day``'s e-mail (atomic across processes); False when it was sent or is
+        being sent. A claim older than ``stale_before`` (a crash mid-send) may be taken again."""
+        now = clock.now()
+        with self._session() as s, s.begin():
+            res = s.execute(
+                update(m.DigestRecord)
+                .where(
+                    m.DigestRecord.day == day,
+                    (m.DigestRecord.email_status.is_(None))
+                    | ((m.DigestRecord.email_status == "sending") & (m.DigestRecord.email_claimed_at < stale_before)),
+                )
+                .values(email_status="sending", email_claimed_at=now)
+            )
+            return bool(getattr(res, "rowcount", 0) == 1)
+
+    def finish_digest_email(self, day: str, *, sent: bool, recipients: str = "", message_id: str = "") -> None:
+        """Mark ``day``'s e-mail sent, or release the claim after a failure so a later run retries."""
+        with self._session() as s, s.begin():
+            values: dict[str, object] = (
+                {"email_status": "sent", "email_sent_at": clock.now(), "email_recipients": recipients,
+                 "email_message_id": message_id}
+                if sent
+                else {"email_status": None, "email_claimed_at": None}
+            )
+            s.execute(update(m.DigestRecord).where(m.DigestRecord.day == day).values(**values))
+
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceInfo:
@@ -789,3 +870,17 @@ class ServiceInfo:
     heartbeat_at: datetime
     last_tick_at: datetime | None
     stopped_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestState:
+    day: str
+    fingerprint: str
+    stories: int
+    updated: datetime
+    email_status: str | None
+    email_sent_at: datetime | None
+
+
+def _digest_state(r: m.DigestRecord) -> DigestState:
+    return DigestState(r.day, r.fingerprint, r.stories, r.updated, r.email_status, r.email_sent_at)

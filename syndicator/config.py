@@ -248,6 +248,8 @@ class NormalizeSettings(_Section):
     boilerplate_lines: list[str] = Field(default_factory=list)
     editor_lines: list[str] = Field(default_factory=list)
     byline_after: list[str] = Field(default_factory=list)
+    byline_lines: list[str] = Field(default_factory=list)  # reporter bylines (``name`` group) and column labels
+    lead_bylines: list[str] = Field(default_factory=list)  # name lines leading the body: reporters
     footer_lines: list[str] = Field(default_factory=list)
     end_lines: list[str] = Field(default_factory=list)  # the article ends at such a line (page furniture after it)
     junk_dates: list[str] = Field(default_factory=list)
@@ -256,12 +258,17 @@ class NormalizeSettings(_Section):
     editor_ends_article: bool = True  # an editor line (责任编辑) closes the article: page furniture follows it
     min_image_size: int = Field(default=32, ge=0)
     summary_chars: int = Field(default=150, ge=20, le=2000)
+    # related-article snippets follow the article behind a run of at least this many lines that hold only
+    # spaces (yicai layout); 0 turns the cut off
+    related_blank_lines: int = Field(default=2, ge=0, le=20)
 
     @field_validator(
         "title_suffixes",
         "boilerplate_lines",
         "editor_lines",
         "byline_after",
+        "byline_lines",
+        "lead_bylines",
         "footer_lines",
         "end_lines",
         "junk_dates",
@@ -276,6 +283,19 @@ class NormalizeSettings(_Section):
             except re.error as exc:
                 raise ValueError(f"bad regular expression {pattern!r}: {exc}") from exc
         return v
+
+
+class DedupSettings(_Section):
+    """When articles are one story (near-duplicates); see syndicator.dedup.Thresholds."""
+
+    enabled: bool = True
+    jaccard: float = Field(default=0.7, gt=0, le=1)
+    containment: float = Field(default=0.9, gt=0, le=1)
+    max_extra: float = Field(default=0.55, ge=0, le=1)
+    same_title_containment: float = Field(default=0.5, gt=0, le=1)
+    min_shingles: int = Field(default=40, ge=1)
+    min_shingles_retitled: int = Field(default=200, ge=1)
+    max_candidates: int = Field(default=20, ge=1, le=1000)
 
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -367,6 +387,7 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks

@@ -42,7 +42,7 @@ from .publish import publish
 from .storage import locks
 from .storage.repo import Repository
 from .sync import Changes, sync
-from .types import SourceReport
+from .types import SourceReport, SyncReport
 
 log = logging.getLogger(__name__)
 SERVICE_ROLE = "scheduler"
@@ -117,6 +117,8 @@ class Ticker:
     on_poll: Listener | None = None
     rng: random.Random = field(default_factory=random.Random)
     rendered_once: bool = False
+    waiting: bool = False  # the writer's turn was taken by another process at the last tick
+    last_failure: str | None = None  # the error of the last tick that failed as a whole
 
     @property
     def sources(self) -> list[SourceSettings]:
@@ -140,8 +142,16 @@ class Ticker:
             self._tick()
         except Interrupted as exc:
             log.info("%s", exc)
-        except Exception:
-            log.exception("tick failed; the next tick retries")
+        except Exception as exc:
+            # e.g. the database went away: full details once, then one line per tick until it recovers
+            text = f"{type(exc).__name__}: {exc}"
+            if text != self.last_failure:
+                log.exception("tick failed; the next tick retries")
+            else:
+                log.warning("tick failed again: %s", text.splitlines()[0][:300])
+            self.last_failure = text
+        else:
+            self.last_failure = None
 
     def _tick(self) -> None:
         if self.stop.is_set():
@@ -153,8 +163,11 @@ class Ticker:
         try:
             turn = locks.acquire(self.repo.engine, SYNC_LOCK)
         except LockHeld:
-            log.info("another process is syncing this database; polling after it is done")
+            if not self.waiting:  # once per wait, not once per tick
+                log.info("another process is syncing this database; polling after it is done")
+            self.waiting = True
             return
+        self.waiting = False
         with turn:
             changes = Changes()
             for name in due:
@@ -174,7 +187,14 @@ class Ticker:
             started_at = clock.now()
             started = time.monotonic()
             # Interrupted propagates: the source keeps its due time and is polled first after a restart
-            report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set)
+            try:
+                report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set)
+            except Interrupted:
+                raise
+            except Exception as exc:  # a bug in one source's code must not stop the others, nor retry every tick
+                log.exception("%s: unexpected error", src.name)
+                self.repo.record_attempt(src.name, error=f"unexpected {type(exc).__name__}: {exc}")
+                report, changes = SyncReport([SourceReport(src.name, errors=[str(exc)])]), Changes()
             total.stories |= changes.stories
             total.tags |= changes.tags
             failures, _ = self.repo.schedule_state(src.name)
@@ -226,7 +246,7 @@ def add_digest_job(scheduler: BackgroundScheduler, ticker: Ticker) -> None:
     settings = ticker.settings
     if not settings.digest.enabled:
         return
-    job = DigestJob(settings, ticker.repo, ticker.stop)
+    job = DigestJob(settings, ticker.repo, ticker.stop, ready=lambda: ticker.rendered_once)
     now = clock.now()
     catch_up: dict[str, Any] = {"next_run_time": now} if digest_missed(settings, now) else {}
     scheduler.add_job(job.run, digest_trigger(settings), id="digest", coalesce=True, max_instances=1,
@@ -253,6 +273,7 @@ class DigestJob:
     settings: Settings
     repo: Repository
     stop: threading.Event
+    ready: Callable[[], bool] = lambda: True  # the service: true once its first tick synced and rendered
 
     def run(self) -> None:
         try:
@@ -268,10 +289,16 @@ class DigestJob:
             log.exception("digest job failed; `syndicator digest --email` or the next run retries")
 
     def _turn(self) -> locks.Lock:
+        """The writer's turn, once the service's first tick is done (a digest made at start must neither take
+        the first turn from the sync nor miss what that sync finds)."""
         deadline = time.monotonic() + DIGEST_LOCK_WAIT
         while True:
-            try:
-                return locks.acquire(self.repo.engine, SYNC_LOCK, wait=1.0)
-            except LockHeld:
-                if self.stop.is_set() or time.monotonic() >= deadline:
-                    raise
+            if self.ready():
+                try:
+                    return locks.acquire(self.repo.engine, SYNC_LOCK, wait=1.0)
+                except LockHeld:
+                    pass
+            else:
+                self.stop.wait(0.5)
+            if self.stop.is_set() or time.monotonic() >= deadline:
+                raise LockHeld("the writer's turn did not come")

@@ -178,6 +178,19 @@ class StoryTag(Base):
     published: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ArticleBand(Base):
+    """The persistent near-duplicate index: one row per LSH band of a live article's MinHash.
+
+    Adding an article looks its band keys up through ``ix_article_bands_key``; nothing rescans the table.
+    """
+
+    __tablename__ = "article_bands"
+    __table_args__ = (Index("ix_article_bands_key", "band_key"),)
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    band_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    band_key: Mapped[int] = mapped_column(BigInteger)
+
+
 class Output(Base):
     """A rendered output (feed, page) and its hash: lets a render skip unchanged files and web nodes serve them."""
 

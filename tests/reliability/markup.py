@@ -9,8 +9,10 @@ from lxml import etree
 
 # what an entry's HTML may hold (the sanitizer's allowlist)
 CONTENT_TAGS = {"p", "img", "br", "a", "strong", "em", "b", "i", "blockquote", "ul", "ol", "li"}
+# inert structure our own templates add (the digest's entries: sections per tag, times, counts)
+TEMPLATE_TAGS = {"section", "h2", "h3", "span", "time", "div", "header", "footer", "nav", "article", "small"}
 # what our own page templates add around it
-PAGE_TAGS = CONTENT_TAGS | {"html", "head", "body", "meta", "title", "link", "style", "header", "article", "h1",
+PAGE_TAGS = CONTENT_TAGS | TEMPLATE_TAGS | {"html", "head", "body", "meta", "title", "link", "style", "header", "article", "h1",
                             "h2", "div", "time", "span", "table", "thead", "tbody", "tr", "td", "th", "footer",
                             "main", "nav", "section", "code", "small"}
 URL_ATTRS = {"href", "src", "action", "formaction", "poster", "background", "cite", "xlink:href", "data"}
@@ -60,7 +62,7 @@ def feed_problems(data: bytes) -> list[str]:
         if local in ("link", "guid", "comments") and text and urlsplit(text).scheme.lower() not in SAFE_SCHEMES | {"urn"}:
             problems.append(f"{local} {text!r}")
         if local in HTML_FIELDS and text and el.get("type", "html") in ("html", "xhtml"):
-            problems += [f"{local}: {p}" for p in html_problems(text, CONTENT_TAGS)]
+            problems += [f"{local}: {p}" for p in html_problems(text, CONTENT_TAGS | TEMPLATE_TAGS)]
     return problems
 
 

@@ -15,6 +15,8 @@ in the database are compared with the labels, pair by pair.
 * Real groups: the whole corpus is synced from ``../shared/corpus/posts`` and every group of
   ``near_duplicate_groups.tsv`` is checked; merges outside the groups are listed for a human.
 
+The hand check of the real groups and the figures are recorded in docs/STORIES.md.
+
 Timing: a database is filled with N stored articles, then ``Repository.find_duplicates`` (fingerprint,
 index look-up, verification: what one added article costs) and one ``save_batch`` are timed for probes
 that are near-duplicates of stored articles and probes that are new. Medians in milliseconds.

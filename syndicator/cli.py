@@ -270,8 +270,19 @@ def lint(obj: Ctx, path: Path | None, as_json: bool) -> None:
 @click.pass_obj
 @handles_errors
 def stories(obj: Ctx, min_members: int, limit: int | None, as_json: bool) -> None:
-    """List stories (one news item, however many channels carried it) with their member articles."""
+    """List stories (one news item, however many channels carried it) with their member articles.
+
+    Times are shown in the site timezone; `*` marks the member the feeds show.
+    """
+    tz = ZoneInfo(obj.settings.site.timezone)
+
+    def local(value: str) -> str:
+        return datetime.fromisoformat(value).astimezone(tz).isoformat()
+
     for row in obj.repo.iter_stories(min_members=min_members, limit=limit):
+        row["published"], row["updated"] = local(row["published"]), local(row["updated"])
+        for member in row["members"]:
+            member["published"] = local(member["published"])
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
             continue

@@ -7,8 +7,8 @@ so words are not a unit — banded for LSH so storage can look candidates up by 
 the real shingle sets before two articles are merged: precision matters more than recall, and two reports
 that share a standard policy paragraph must stay apart.
 
-This module owns rensa (chosen over datasketch by measuring: same accuracy, ~8x faster per article; see
-bench/README.md). Its band keys are stored in the database, so ``INDEX_VERSION`` changes whenever the
+This module owns rensa (chosen over datasketch by measuring: same accuracy, ~30x faster per article; see
+docs/STORIES.md and ``python -m bench.stories --libraries``). Its band keys are stored in the database, so ``INDEX_VERSION`` changes whenever the
 shingling, the permutation count or the banding changes.
 """
 
@@ -220,6 +220,7 @@ class Candidate:
     content_text: str = ""
     band_matches: int = 0
     title: str = ""
+    source: str = ""  # the source's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +283,11 @@ def decide(
     size: int | None = None
     for c in others:
         if c.content_hash == article.content_hash:
-            # the same text under another headline: a re-post, unless the text is a short template
+            # the same text under another headline is a re-post, unless it is a short text of the same
+            # source: one site's template (a related-links list, a byline) under its different columns
             if size is None:
                 size = len(shingle_strings(article.content_text))
-            if same_title(c.title, article.title) or size >= t.min_shingles_retitled:
+            if same_title(c.title, article.title) or size >= t.min_shingles_retitled or c.source != article.source:
                 return DuplicateOf(c.story_id, c.article_id, "hash")
     if t.enabled:
         mine = shingles(article.content_text)

@@ -36,7 +36,8 @@ def art(key: str, title: str, text: str, link: str | None = None) -> Article:
 
 
 def cand(a: Article, story: str = "story-x") -> dedup.Candidate:
-    return dedup.Candidate(a.id, story, a.content_hash, dedup.canonical_url(a.link), a.content_text, 1, a.title)
+    return dedup.Candidate(a.id, story, a.content_hash, dedup.canonical_url(a.link), a.content_text, 1, a.title,
+                           a.source)
 
 
 def test_canonical_url_drops_tracking_fragment_and_case() -> None:
@@ -72,6 +73,9 @@ def test_short_identical_text_under_other_headlines_is_a_template_not_a_story() 
     assert isinstance(dedup.decide(b, None, [cand(a)]), dedup.New)
     same_headline = art("c.md", "基排辣评 | 苹果股价崩了！果粉基金恐受牵连", links)
     assert isinstance(dedup.decide(same_headline, None, [cand(a)]), dedup.DuplicateOf)
+    # the same short text from another source is a re-post (a wire item), whatever its headline
+    other_source = replace(b, source="wire")
+    assert isinstance(dedup.decide(other_source, None, [cand(a)]), dedup.DuplicateOf)
 
 
 def test_same_headline_with_a_long_appendix_is_one_story() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -262,7 +262,8 @@ class Repository:
         if row is None:
             fp = dedup.fingerprint(a.content_text, a.title) if self.thresholds.enabled else None
             candidates = self._candidates(s, a, curl, fp)
-        decision = dedup.decide(a, stored, candidates, self.thresholds)
+        name = self._source_name(s, source_id)  # the batch's source decides "same source", whatever a.source says
+        decision = dedup.decide(a if a.source == name else replace(a, source=name), stored, candidates, self.thresholds)
         if isinstance(decision, dedup.Unchanged):
             result.unchanged += 1
             assert row is not None
@@ -338,10 +339,11 @@ class Repository:
         if curl:
             cond = cond | (m.Article.canonical_url == curl)
         out = [
-            dedup.Candidate(aid, sid, h, cu, title=title)
-            for aid, sid, h, cu, title in s.execute(
+            dedup.Candidate(aid, sid, h, cu, title=title, source=src)
+            for aid, sid, h, cu, title, src in s.execute(
                 select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
-                       m.Article.title)
+                       m.Article.title, m.Source.name)
+                .join(m.Source, m.Source.id == m.Article.source_id)
                 .where(cond, m.Article.withdrawn_at.is_(None))
                 .order_by(m.Article.id)
                 .limit(20)
@@ -360,11 +362,13 @@ class Repository:
         )
         rows = s.execute(
             select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
-                   m.Article.content_text, shared.c.n, m.Article.title)
+                   m.Article.content_text, shared.c.n, m.Article.title, m.Source.name)
             .join(shared, shared.c.article_id == m.Article.id)
+            .join(m.Source, m.Source.id == m.Article.source_id)
             .where(m.Article.withdrawn_at.is_(None))
         )
-        return [dedup.Candidate(aid, sid, h, cu, text, int(n), title) for aid, sid, h, cu, text, n, title in rows]
+        return [dedup.Candidate(aid, sid, h, cu, text, int(n), title, src)
+                for aid, sid, h, cu, text, n, title, src in rows]
 
     def bulk_load(self, source: str, articles: Sequence[ArticleValue]) -> int:
         """Store articles known to be distinct stories, one story each, indexed: no duplicate look-up.

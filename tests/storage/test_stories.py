@@ -184,6 +184,7 @@ def test_stories_command(env, tmp_path: Path) -> None:  # type: ignore[no-untype
     (line,) = result.stdout.splitlines()
     story = json.loads(line)
     assert story["title"] == SEED_TITLE and story["member_count"] == 2
+    assert story["published"] == "2019-02-25T06:24:00+08:00"  # the site timezone, as `articles` shows
     assert {mb["channel"] for mb in story["members"]} == {"重庆频道", "凤凰资讯"}
     result = CliRunner().invoke(main, ["--config", str(config), "stories"])
     assert result.exit_code == 0 and result.stdout.count("\n    ") == 3  # 2 stories, 3 members

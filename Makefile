@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(BIN)/syndicator --config config.yaml serve
 
 test: $(STAMP)
-	$(BIN)/ruff check syndicator tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy syndicator
 	$(BIN)/pytest
 

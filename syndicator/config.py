@@ -131,6 +131,7 @@ class NormalizeSettings(_Section):
     junk_dates: list[str] = Field(default_factory=list)
     publishers: list[str] = Field(default_factory=list)
     submitters: list[str] = Field(default_factory=list)
+    editor_ends_article: bool = True  # an editor line (责任编辑) closes the article: page furniture follows it
     min_image_size: int = Field(default=32, ge=0)
     summary_chars: int = Field(default=150, ge=20, le=2000)
 

@@ -35,7 +35,7 @@ class FetchError(SourceError):
         super().__init__(message, source=source)
 
 
-class NotModified(FetchError):  # noqa: N818 - it is a signal, not a failure
+class NotModified(FetchError):
     """The server answered 304: nothing to do."""
 
 

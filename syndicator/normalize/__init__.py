@@ -29,6 +29,7 @@ from .text import (
     html_to_lines,
     normalize_newlines,
 )
+from .title import strip_title
 
 __all__ = ["inspect_item", "normalize_item", "slugify"]
 
@@ -251,29 +252,6 @@ def _text(value: Any) -> str:
     if value is None or isinstance(value, dict | list | tuple | set | bytes):
         return ""
     return clean_inline(clean_chars(str(value)))
-
-
-def strip_title(title: str, rules: CompiledRules) -> tuple[str, str | None, bool]:
-    """Remove channel suffixes (repeatedly); (clean title, channel of the outermost suffix, unknown?)."""
-    title = title[:_TITLE_MAX].strip()
-    channel: str | None = None
-    changed = True
-    while changed:
-        changed = False
-        for pattern in rules.title_suffixes:
-            m = pattern.search(title)
-            if m and m.start() > 0:
-                rest = title[: m.start()].rstrip(" _-—|｜")
-                if not rest:
-                    continue
-                found = m.groupdict().get("channel")
-                if channel is None and found:
-                    channel = found.strip() or None
-                title = rest
-                changed = True
-                break
-    unknown = bool(re.search(r"_[^_\s]{1,10}$", title))
-    return title, channel, unknown
 
 
 def _original_title(found: str | None, title: str) -> str | None:

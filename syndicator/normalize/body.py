@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass, field
 
 from .rules import CompiledRules
-from .sanitize import image, paragraph
-from .text import IMG_TAG, clean_inline, is_blank, is_tracking, parse_img
+from .sanitize import image, paragraph, sanitize
+from .text import IMG_TAG, clean_inline, clean_line, is_blank, is_tracking, parse_img
 
 MORE = re.compile(r"<!--\s*more\s*-->", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_KEY_STRIP = re.compile(r"[\s\u3000]+|(?:…|\.\.\.|。。。)+$")
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
+_SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
 
 
@@ -29,14 +29,18 @@ class Body:
         return [t for kind, t in self.paragraphs if kind == "p"]
 
     def html(self) -> str:
-        return "".join(paragraph(t) if kind == "p" else t for kind, t in self.paragraphs)
+        return sanitize("".join(paragraph(t) if kind == "p" else t for kind, t in self.paragraphs))
 
     def text(self) -> str:
         return "\n\n".join(self.texts)
 
 
 def _key(text: str) -> str:
-    return _KEY_STRIP.sub("", text)
+    """Comparison key of a cleaned line: no spaces, no trailing ellipsis."""
+    k = text.replace(" ", "")
+    while k.endswith(("…", "...", "。。。")):
+        k = k.rstrip("…").removesuffix("...").removesuffix("。。。")
+    return k
 
 
 def _is_byline(line: str) -> bool:
@@ -49,7 +53,7 @@ def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
         return lines
     start = None
     for i, line in enumerate(lines[:40]):
-        if rules.byline_after.search(clean_inline(line)):
+        if rules.byline_after.search(clean_line(line)):
             start = i
             break
     if start is None:
@@ -75,7 +79,7 @@ def _split_title_lead(x: str, later: list[str]) -> str | None:
         probe = p[:_MIN_PREFIX]
         i = x.find(probe)
         while i > 0:
-            tail = _KEY_STRIP.sub("", x[i:])
+            tail = _key(x[i:])
             if _key(p).startswith(tail):
                 return x[:i].strip() or None
             i = x.find(probe, i + 1)
@@ -96,7 +100,7 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             want_title = (
                 False  # `原标题：` closing the teaser: its headline is not the main text's first line
             )
-        line = clean_inline(raw)
+        line = clean_line(raw)
         if not line:
             continue
         if not is_teaser and rules.end is not None and rules.end.search(line):
@@ -119,6 +123,8 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             name = ed.groupdict().get("name")
             if name and name.strip():
                 body.author = name.strip()
+            if rules.editor_ends_article and not is_teaser:
+                break
             continue
         if is_teaser:
             continue  # the teaser is an excerpt: metadata may come from it, paragraphs never do
@@ -138,7 +144,7 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
                     items.append(("p", piece))
                 if n < len(imgs := IMG_TAG.findall(line)):
                     img = parse_img(imgs[n])
-                    if img is None or is_tracking(img, rules.min_image_size):
+                    if img is None or not _SAFE_SRC.match(img.src) or is_tracking(img, rules.min_image_size):
                         continue
                     items.append(("img", image(img)))
             continue

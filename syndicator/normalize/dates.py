@@ -13,9 +13,8 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-_SEP_YMD = r"\s*[-./年]\s*"
 _CORE = (
-    r"(?P<y>(?:19|20)\d\d)" + _SEP_YMD + r"(?P<m>\d{1,2})" + _SEP_YMD + r"(?P<d>\d{1,2})\s*日?"
+    r"(?P<y>(?:19|20)\d\d)\s*[-./年]\s*(?P<m>\d{1,2})\s*[-./月]\s*(?P<d>\d{1,2})\s*日?"
     r"(?:\s*[-T,]?\s*(?P<H>\d{1,2})\s*[:：时]\s*(?P<M>\d{1,2})(?:\s*[:：分]\s*(?P<S>\d{1,2})(?:\.\d+)?)?\s*秒?)?"
     r"\s*(?P<tz>Z|UTC|GMT|[+-]\d\d:?\d\d)?"
 )
@@ -24,6 +23,7 @@ _FIELD = re.compile(r"^\s*" + _CORE + r"\s*$", re.IGNORECASE)
 _BODY = re.compile(
     r"(?<!\d)(?P<y>(?:19|20)\d\d)\s*(?:年\s*(?P<m1>\d{1,2})\s*月\s*(?P<d1>\d{1,2})\s*日|-(?P<m2>\d{1,2})-(?P<d2>\d{1,2})(?!\d))"
     r"(?:\s*(?P<H>\d{1,2})\s*[:：时]\s*(?P<M>\d{1,2}))?"
+    r"(?!\s*(?:起|至|到|前|后|以来|之前|之后|开始|截止|为止))"  # an event's date, not the article's
 )
 
 
@@ -80,7 +80,7 @@ def parse_date(value: object, tz: str) -> datetime | None:
     return _build(m["y"], m["m"], m["d"], m["H"], m["M"], m["S"], m["tz"], tz)
 
 
-def find_body_date(text: str, tz: str, limit: int = 300) -> datetime | None:
+def find_body_date(text: str, tz: str, limit: int = 120) -> datetime | None:
     """The first full date (with its year) stated in the opening of a body."""
     m = _BODY.search(text, 0, limit)
     if not m:

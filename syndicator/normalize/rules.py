@@ -27,11 +27,12 @@ _REGIONS = (
 TITLE_SUFFIXES: tuple[str, ...] = (
     r"——(?:凤凰网)?(?P<channel>房产\w{1,6})$",  # …——房产北京, …——凤凰网房产北京
     r"_(?P<channel>\w{1,6}频道)$",  # …_重庆频道, …_文化频道
-    rf"(?<=\w)(?P<channel>(?:{_REGIONS})频道)$",  # …生活四川频道 (glued, region names only)
+    rf"(?<=\S)(?P<channel>(?:{_REGIONS})频道)$",  # …生活四川频道 (glued, region names only)
     r"_(?P<channel>(?:手机)?凤凰网\w{0,4})$",  # …_凤凰网, …_手机凤凰网, …_凤凰网科技
     r"_(?P<channel>凤凰\w{0,4})$",  # …_凤凰, …_凤凰时尚, …_凤凰湖北
     r"_(?P<channel>中国网|中金在线|华人精英女性首选时尚门户|启迪你的视界)$",
-    r"_(?:试用中心|资讯频道)$",  # inner parts of multi-part suffixes
+    r"_(?P<channel>新闻中心|市场)$",
+    r"_(?:试用中心|资讯频道|个股资讯)$",  # inner parts of multi-part suffixes
     r"\s*_\s*$",  # a dangling underscore
     r"\s*[-|｜]\s*(?P<channel>凤凰网\w{0,4})$",  # 凤凰资讯-凤凰网
 )
@@ -48,7 +49,7 @@ BOILERPLATE_LINES: tuple[str, ...] = (
 
 #: Editor lines: ``[责任编辑：X]``, ``（责任编辑：X）``, ``责任编辑：X`` → author X; the line is dropped.
 EDITOR_LINES: tuple[str, ...] = (
-    r"^[\[【（(]?\s*责任编辑\s*[：:]\s*(?P<name>[^\]】）)]{1,20}?)\s*[\]】）)]?$",
+    r"^[\[【（(]?\s*责任编辑\s*[：:]\s*(?P<name>[^\]】）)]{1,20}?)(?:\s+[A-Z]{1,5}\d{2,5})?\s*[\]】）)]?$",
 )
 
 #: After a run of lines matching these (the share prompts), the next line is the reporter's byline
@@ -73,6 +74,7 @@ END_LINES: tuple[str, ...] = (
     r"^网罗天下$",
     r"^凤凰网房产\w{1,4}站?$",
     r"^凤凰房产\w{1,4}站$",
+    r"^免责声明$",
 )
 
 #: Front-matter date values that are known page text, not dates (they never become a date anyway:
@@ -80,13 +82,21 @@ END_LINES: tuple[str, ...] = (
 JUNK_DATES: tuple[str, ...] = (r"^楼盘价格\s*[:：]", r"^团购时间[:：]", r"^\d+RMB$", r"^[待在]售$")
 
 #: ``author`` values that name the publisher (not a person): → ``Article.publisher``.
-PUBLISHERS: tuple[str, ...] = (r"^第一财经$", r"^一财网?$", r"^凤凰网\w{0,4}$")
+PUBLISHERS: tuple[str, ...] = (
+    r"^第一财经$",
+    r"^一财网?$",
+    r"^凤凰网\w{0,4}$",
+    r"^新华社$",
+    r"^中国结算$",
+    r"^\w{2,10}网站$",
+    r"^\w{1,6}发布$",
+)
 
 #: ``author`` values that name the uploading account: → ``Article.submitter``.
 SUBMITTERS: tuple[str, ...] = (r"^wetech$",)
 
 #: Lines holding the original headline: ``原标题：X`` or ``原标题：`` followed by the headline line.
-ORIGINAL_TITLE = r"^原标题\s*[：:；;]\s*(?P<title>.*)$"
+ORIGINAL_TITLE = r"^[（(]?原标题\s*[：:；;]\s*(?P<title>.*?)\s*(?:(?<=[^（(].)[）)])?$"
 
 #: Sites whose share prompts mean "related-article snippets follow the article behind ≥2 blank lines".
 RELATED_AFTER_BLANKS: tuple[str, ...] = BYLINE_AFTER
@@ -110,6 +120,7 @@ class CompiledRules:
     publishers: re.Pattern[str] | None
     submitters: re.Pattern[str] | None
     original_title: re.Pattern[str]
+    editor_ends_article: bool
     min_image_size: int
     summary_chars: int
 
@@ -134,6 +145,7 @@ def compile_rules(settings: NormalizeSettings) -> CompiledRules:
         tuple(settings.junk_dates),
         tuple(settings.publishers),
         tuple(settings.submitters),
+        settings.editor_ends_article,
         settings.min_image_size,
         settings.summary_chars,
     )
@@ -152,6 +164,7 @@ def compile_rules(settings: NormalizeSettings) -> CompiledRules:
         publishers=_join(_merge(PUBLISHERS, settings.publishers, r)),
         submitters=_join(_merge(SUBMITTERS, settings.submitters, r)),
         original_title=re.compile(ORIGINAL_TITLE),
+        editor_ends_article=settings.editor_ends_article,
         min_image_size=settings.min_image_size,
         summary_chars=settings.summary_chars,
     )

@@ -43,7 +43,7 @@ def split_tags(value: Any) -> list[str]:
         if item is None or isinstance(item, dict | list | tuple):
             continue
         for piece in _SPLIT.split(str(item)):
-            name = clean_inline(piece).strip("#")
+            name = clean_inline(piece).strip("#[]{}\"'")
             if name and name.lower() not in ("none", "null"):
                 out.append(name[:50])
     return out

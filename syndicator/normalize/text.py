@@ -47,13 +47,20 @@ def normalize_newlines(text: str) -> str:
     return _NEWLINES.sub("\n", text)
 
 
+def clean_line(line: str) -> str:
+    """The fast path of ``clean_inline`` for a line of text that ``clean_chars`` already saw."""
+    return _SPACES.sub(" ", line).strip()
+
+
 def is_blank(line: str) -> bool:
-    return not _SPACES.sub("", _INVALID.sub("", line)).strip()
+    """Only whitespace (``str.strip`` knows every Unicode space; invisible characters are gone by now)."""
+    return not line.strip()
 
 
 def content_hash(text: str) -> str:
     """sha256 of the text with all whitespace and punctuation removed, after NFKC."""
-    canon = _NOT_WORD.sub("", unicodedata.normalize("NFKC", text)).casefold()
+    # strip first (NFKC of a short string is cheaper), NFKC, strip again what NFKC turned into punctuation
+    canon = _NOT_WORD.sub("", unicodedata.normalize("NFKC", _NOT_WORD.sub("", text))).casefold()
     return hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -88,11 +95,13 @@ def decode(data: bytes) -> tuple[str, str | None]:
     return str(best), str(best.encoding)
 
 
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+
+
 def _binary_ratio(head: bytes) -> float:
     if not head:
         return 0.0
-    bad = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
-    return bad / len(head)
+    return (len(head) - len(head.translate(None, _CONTROL_BYTES))) / len(head)
 
 
 # ---------------------------------------------------------------- images
@@ -161,10 +170,10 @@ def html_to_lines(markup: str) -> list[str]:
 
     markup = IMG_TAG.sub(keep, markup)
     markup = _TAG.sub("", markup)
-    text = html.unescape(markup)
+    text = html.unescape(markup)  # maps NUL/invalid references to U+FFFD or "": only our markers hold NUL
     # entities may have produced '<' again: that is text now; put the images back on their own lines.
     text = re.sub(r"\x00(\d+)\x00", lambda m: "\n" + imgs[int(m.group(1))] + "\n", text)
-    return normalize_newlines(text).split("\n")
+    return clean_chars(normalize_newlines(text)).split("\n")
 
 
 def strip_comments(text: str) -> str:

@@ -11,16 +11,19 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import textwrap
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import yaml
 
 from .generate import DEFAULT_SEED, extra_post, generate
 from .measure import Run, Summary, run, summarize
 
 MAX_ENTRIES = 50
+REPO = Path(__file__).resolve().parents[1]
 
 
 class BenchError(Exception):
@@ -32,13 +35,14 @@ class Workspace:
     """The folders of one archive size: archive, config, database, output, trash."""
 
     root: Path
+    name: str  # "10000" for a generated archive, "corpus" for the real one
     n: int
     archive: Path
     seed: int = DEFAULT_SEED
 
     @property
     def run_dir(self) -> Path:
-        return self.root / f"run-{self.n}"
+        return self.root / f"run-{self.name}"
 
     @property
     def config(self) -> Path:
@@ -53,19 +57,13 @@ class Workspace:
         return self.root / "trash"
 
     def prepare(self) -> None:
+        """The shipped config (its tag rules included), pointed at this archive, database and output."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(
-            textwrap.dedent(
-                f"""\
-                site: {{title: bench, base_url: "http://127.0.0.1:8080/"}}
-                database: {{url: "sqlite:///{self.run_dir / 'syndicator.db'}"}}
-                output: {{dir: "{self.out}", max_entries: {MAX_ENTRIES}}}
-                sources:
-                  - {{name: bench, type: archive, path: "{self.archive}", timezone: Asia/Shanghai}}
-                """
-            ),
-            encoding="utf-8",
-        )
+        cfg = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+        cfg["database"] = {"url": f"sqlite:///{self.run_dir / 'syndicator.db'}"}
+        cfg["output"] = {"dir": str(self.out), "max_entries": MAX_ENTRIES}
+        cfg["sources"] = [{"name": "bench", "type": "archive", "path": str(self.archive), "timezone": "Asia/Shanghai"}]
+        self.config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
 
     def move_aside(self, path: Path) -> None:
         """Rename ``path`` into the trash (fast on any size), so the next step starts empty."""
@@ -83,10 +81,22 @@ class Workspace:
         shutil.rmtree(self.trash, ignore_errors=True)
 
 
-def make_workspace(root: Path, n: int, seed: int = DEFAULT_SEED, archive: Path | None = None) -> Workspace:
+def make_workspace(root: Path, n: int, seed: int = DEFAULT_SEED) -> Workspace:
     """Generate (or reuse) the archive of ``n`` posts and a workspace for it."""
-    posts = archive if archive is not None else generate(root / f"archive-{n}-s{seed}", n, seed)
-    ws = Workspace(root=root, n=n, archive=posts, seed=seed)
+    posts = generate(root / f"archive-{n}-s{seed}", n, seed)
+    ws = Workspace(root=root, name=str(n), n=n, archive=posts, seed=seed)
+    ws.prepare()
+    return ws
+
+
+def corpus_workspace(root: Path, corpus: Path) -> Workspace:
+    """A workspace over a private copy of the real corpus (the incremental cases edit files in place)."""
+    copy = root / "archive-corpus" / "posts"
+    if not copy.is_dir() or len(os.listdir(copy)) != len(os.listdir(corpus)):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(corpus, copy)
+    n = sum(1 for p in copy.iterdir() if p.suffix == ".md")
+    ws = Workspace(root=root, name="corpus", n=n, archive=copy)
     ws.prepare()
     return ws
 
@@ -111,8 +121,10 @@ def _all_feed(ws: Workspace) -> str:
 
 
 def _title(data: bytes) -> str:
-    line = next(ln for ln in data.decode("utf-8").splitlines() if ln.startswith("title: "))
-    return line.removeprefix("title: ").split("_")[0]
+    """The headline of a post without its channel suffix (what the feed shows), "" when there is none."""
+    text = data.decode("utf-8", "replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("title: ")), "title: ")
+    return line.removeprefix("title: ").split("_")[0].strip()
 
 
 # -- the cases ---------------------------------------------------------------------------------------------
@@ -124,7 +136,7 @@ def cold(ws: Workspace, runs: int) -> Summary:
         ws.reset_database()
         results.append(sync(ws))
         _all_feed(ws)
-    return summarize("cold", ws.n, "syndicator", results)
+    return summarize("cold", ws.name, ws.n, "syndicator", results)
 
 
 def ensure_synced(ws: Workspace) -> None:
@@ -143,45 +155,55 @@ def noop(ws: Workspace, runs: int) -> Summary:
         results.append(sync(ws))
         if (ws.out / "all.atom").stat().st_mtime_ns != before:
             raise BenchError("a no-op sync rewrote all.atom")
-    return summarize("noop", ws.n, "syndicator", results, posts=ws.n)
+    return summarize("noop", ws.name, ws.n, "syndicator", results, posts=ws.n)
+
+
+def _newest(data: bytes) -> bytes:
+    """``data`` with its date line set to now (China time): newer than every archive post, so in all.atom."""
+    now = datetime.now(UTC) + timedelta(hours=8)
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"date: "):
+            lines[i] = b"date: " + now.strftime("%Y-%m-%d %H:%M:%S").encode()
+            break
+    return b"\n".join(lines)
+
+
+def _shown(ws: Workspace, title: str) -> bool:
+    return f"<title>{title}</title>" in _all_feed(ws)
 
 
 def incremental(ws: Workspace, runs: int) -> list[Summary]:
-    """One new file, one edited file, one deleted file; each a sync that re-renders what changed.
+    """One new file, then that file edited (its title), then deleted; each a sync that re-renders what changed.
 
-    The archive is left as it was: the deleted file is the one added, the edited file gets its bytes back.
+    The new post is dated now, so it leads all.atom and each step is visible there; the archive is left
+    as it was.
     """
     ensure_synced(ws)
-    files = sorted(p for p in ws.archive.iterdir() if p.suffix == ".md")
     new_runs, edit_runs, delete_runs = [], [], []
     for k in range(runs):
-        post = extra_post(ws.n, k, ws.seed)
+        data = _newest(extra_post(ws.n, k, ws.seed).data)
+        title = _title(data)
         path = ws.archive / f"zz-bench-new-{k}.md"
-        path.write_bytes(post.data)
-        new_runs.append(sync(ws))
-        if _title(post.data) not in _all_feed(ws):
-            raise BenchError("the new post is not in all.atom")
-
-        target = files[-1 - k]
-        original = target.read_bytes()
-        marker = f"改{k}"
-        edited = original.replace(b"title: ", f"title: {marker}".encode(), 1)
         try:
-            target.write_bytes(edited)
+            path.write_bytes(data)
+            new_runs.append(sync(ws))
+            if not _shown(ws, title):
+                raise BenchError("the new post is not in all.atom")
+            marker = f"改{k}"
+            path.write_bytes(data.replace(b"title: ", f"title: {marker}".encode(), 1))
             edit_runs.append(sync(ws))
-            if marker + _title(original) not in _all_feed(ws):
+            if not _shown(ws, marker + title):
                 raise BenchError("the edited title is not in all.atom")
         finally:
-            target.write_bytes(original)
-        path.unlink()
+            path.unlink(missing_ok=True)
         delete_runs.append(sync(ws))
-        if _title(post.data) in _all_feed(ws):
+        if marker + title in _all_feed(ws):
             raise BenchError("the deleted post is still in all.atom")
-        sync(ws)  # the edited file's original bytes back (untimed)
     return [
-        summarize("new", ws.n, "syndicator", new_runs, posts=1),
-        summarize("edit", ws.n, "syndicator", edit_runs, posts=1),
-        summarize("delete", ws.n, "syndicator", delete_runs, posts=1),
+        summarize("new", ws.name, ws.n, "syndicator", new_runs, posts=1),
+        summarize("edit", ws.name, ws.n, "syndicator", edit_runs, posts=1),
+        summarize("delete", ws.name, ws.n, "syndicator", delete_runs, posts=1),
     ]
 
 
@@ -193,7 +215,7 @@ def render(ws: Workspace, runs: int) -> Summary:
         ws.move_aside(ws.out)
         results.append(syndicator(ws, "render"))
         _all_feed(ws)
-    return summarize("render", ws.n, "syndicator", results)
+    return summarize("render", ws.name, ws.n, "syndicator", results)
 
 
 CASES: dict[str, Callable[[Workspace, int], Summary | list[Summary]]] = {

@@ -33,7 +33,8 @@ class Summary:
     """The median of several runs of one case (and every run, for the JSON)."""
 
     case: str
-    n: int
+    archive: str  # "1000", "10000" … or "corpus"
+    n: int  # posts in the archive
     tool: str
     seconds: float
     posts_per_s: float | None
@@ -108,12 +109,14 @@ def run(cmd: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | No
     return Run(seconds, peak_kb / 1024, proc.returncode, b"".join(chunks).decode("utf-8", "replace"))
 
 
-def summarize(case: str, n: int, tool: str, runs: Sequence[Run], posts: int | None = None) -> Summary:
+def summarize(
+    case: str, archive: str, n: int, tool: str, runs: Sequence[Run], posts: int | None = None
+) -> Summary:
     """Median wall time and median peak memory; posts/s from the median time (``posts`` defaults to n)."""
     secs = statistics.median(r.seconds for r in runs)
     count = n if posts is None else posts
     return Summary(
-        case=case, n=n, tool=tool, seconds=round(secs, 4),
+        case=case, archive=archive, n=n, tool=tool, seconds=round(secs, 4),
         posts_per_s=round(count / secs, 1) if secs > 0 and count else None,
         peak_rss_mb=round(statistics.median(r.peak_rss_mb for r in runs), 1), runs=tuple(runs),
     )

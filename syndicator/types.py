@@ -133,6 +133,19 @@ class FeedSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedSummary:
+    """What index.html and feeds.opml show of a feed, without its entries (so a sync that touched one tag
+    does not have to load every other tag's entries): entry count and newest entry date."""
+
+    path: str
+    title: str
+    description: str
+    count: int
+    newest: datetime | None
+    tag: Tag | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SiteInfo:
     """Site-wide settings the renderers need."""
 

@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from ..errors import RenderError
-from ..types import FeedSpec, SiteInfo, StoryEntry
+from ..types import FeedSpec, FeedSummary, SiteInfo, StoryEntry
 from .feeds import as_utc, clean_url, clean_xml_text, feed_anchor, feed_url, sort_entries
 
 ALL_FEED = "all"
@@ -90,16 +90,25 @@ class _FeedRow:
     html_url: str
 
 
-def _feed_row(site: SiteInfo, spec: FeedSpec) -> _FeedRow:
+def summarize_feed(spec: FeedSpec | FeedSummary) -> FeedSummary:
+    """A feed's count and newest date (a FeedSummary is returned as it is)."""
+    if isinstance(spec, FeedSummary):
+        return spec
     entries = sort_entries(spec.entries)
     newest = max((as_utc(e.published) for e in entries), default=None)
+    return FeedSummary(spec.path, spec.title, spec.description, len(entries), newest, spec.tag)
+
+
+def _feed_row(site: SiteInfo, feed: FeedSpec | FeedSummary) -> _FeedRow:
+    spec = summarize_feed(feed)
+    newest = as_utc(spec.newest) if spec.newest is not None else None
     anchor = feed_anchor(spec.path)
     return _FeedRow(
         path=spec.path,
         title=clean_xml_text(spec.title).strip() or spec.path,
         description=clean_xml_text(spec.description).strip(),
         anchor=anchor,
-        count=len(entries),
+        count=spec.count,
         newest=local_time(site, newest) if newest else "",
         newest_iso=newest.isoformat() if newest else "",
         newest_rfc822=format_datetime(newest) if newest else "",
@@ -111,9 +120,9 @@ def _feed_row(site: SiteInfo, spec: FeedSpec) -> _FeedRow:
     )
 
 
-def _ordered(feeds: Sequence[FeedSpec]) -> list[FeedSpec]:
+def _ordered(feeds: Sequence[FeedSpec | FeedSummary]) -> list[FeedSpec | FeedSummary]:
     """ "all" first, then the others by path; one row per path."""
-    seen: dict[str, FeedSpec] = {}
+    seen: dict[str, FeedSpec | FeedSummary] = {}
     for spec in feeds:
         seen.setdefault(spec.path, spec)
     return sorted(seen.values(), key=lambda s: (s.path != ALL_FEED, s.path))
@@ -129,17 +138,17 @@ def _clean_site(site: SiteInfo) -> SiteInfo:
     )
 
 
-def render_index(site: SiteInfo, feeds: Sequence[FeedSpec]) -> bytes:
+def render_index(site: SiteInfo, feeds: Sequence[FeedSpec | FeedSummary]) -> bytes:
     """index.html: every feed with entry count, newest date, Atom/RSS links and autodiscovery."""
     rows = [_feed_row(site, spec) for spec in _ordered(feeds)]
     return _render(INDEX_PAGE, site=_clean_site(site), feeds=rows, discovery=rows)
 
 
-def render_opml(site: SiteInfo, feeds: Sequence[FeedSpec]) -> bytes:
+def render_opml(site: SiteInfo, feeds: Sequence[FeedSpec | FeedSummary]) -> bytes:
     """feeds.opml (OPML 2.0): one outline per feed; dateModified is the newest entry's date, if any."""
     rows = [_feed_row(site, spec) for spec in _ordered(feeds)]
     newest = max(
-        (as_utc(e.published) for spec in feeds for e in spec.entries),
+        (as_utc(f.newest) for f in map(summarize_feed, feeds) if f.newest is not None),
         default=None,
     )
     return _render(

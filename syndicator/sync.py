@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .config import Settings, SourceSettings
-from .errors import ParseError, SourceError, SyndicatorError
-from .normalize import normalize_item
+from .errors import SourceError, SyndicatorError
+from .parallel import normalize_all
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
 from .types import SourceReport, SyncReport
@@ -66,16 +66,15 @@ def sync_archive(
             changes.add(r)
             batch.clear()
 
-    for fr in files:
+    for fr, (article, error) in normalize_all(((fr, fr.item) for fr in files), settings.normalize, settings.tags):
         done += 1
-        try:
-            article = normalize_item(fr.item, settings.normalize, settings.tags)
+        if article is not None:
             batch.append(ItemChange(fr.item.key, fr.state, article))
-        except ParseError as exc:
-            log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", exc.reason)
+        else:
+            log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", error)
             report.skipped += 1
-            report.errors.append(f"{fr.item.key}: {exc.reason}")
-            batch.append(ItemChange(fr.item.key, fr.state, None, error=exc.reason))
+            report.errors.append(f"{fr.item.key}: {error}")
+            batch.append(ItemChange(fr.item.key, fr.state, None, error=error))
         if len(batch) >= BATCH:
             flush()
         if progress is not None and done % 50 == 0:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -162,6 +162,7 @@ class Repository:
                         )
                     )
                 } if changes else {}
+                self._prefetch(s, changes)
                 touched: set[str] = set()
                 for change in changes:
                     item = items.get(change.key)
@@ -175,8 +176,7 @@ class Repository:
                         self._apply_article(s, src.id, change.article, now, result, touched)
                 for key in deleted:
                     self._withdraw(s, src.id, key, now, result, touched)
-                for story_id in sorted(touched):
-                    self._refresh_story(s, story_id, now, result)
+                self._refresh_stories(s, sorted(touched), now, result)
         except DBAPIError as exc:
             raise StorageError(f"[{source}] database error: {exc.orig}") from None
         return result
@@ -184,7 +184,7 @@ class Repository:
     def _apply_article(
         self, s: Session, source_id: int, a: ArticleValue, now: datetime, result: BatchResult, touched: set[str]
     ) -> None:
-        row = s.get(m.Article, a.id)
+        row = self._article(s, a.id)
         stored = (
             dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
         )
@@ -234,7 +234,7 @@ class Repository:
         else:
             result.new += 1
             story_id = decision.story_id
-            if s.get(m.Story, story_id) is None:
+            if story_id in s.info.get("absent_stories", ()) or s.get(m.Story, story_id) is None:
                 s.add(m.Story(id=story_id, canonical_article_id=a.id, published=a.published,
                               updated=a.updated or a.published, member_count=1, withdrawn=False, changed_at=now))
                 s.flush()
@@ -263,13 +263,16 @@ class Repository:
     def _set_tags(self, s: Session, article_id: str, names: Sequence[str]) -> bool:
         """Make the article's tags exactly ``names``; True when they changed."""
         wanted = {self._tag_id(s, n) for n in dict.fromkeys(names) if n}
-        have = set(s.scalars(select(m.ArticleTag.tag_id).where(m.ArticleTag.article_id == article_id)))
+        prefetched: dict[str, set[int]] = s.info.get("article_tags", {})
+        if article_id in prefetched:
+            have = prefetched.pop(article_id)
+        else:
+            have = set(s.scalars(select(m.ArticleTag.tag_id).where(m.ArticleTag.article_id == article_id)))
         if have - wanted:
             s.execute(delete(m.ArticleTag).where(m.ArticleTag.article_id == article_id,
                                                  m.ArticleTag.tag_id.in_(have - wanted)))
         for tid in wanted - have:
             s.add(m.ArticleTag(article_id=article_id, tag_id=tid))
-        s.flush()
         return wanted != have
 
     def _tag_id(self, s: Session, name: str) -> int:
@@ -289,6 +292,90 @@ class Repository:
             tid = tag.id
         cache[name] = tid
         return tid
+
+    # -- batch prefetching: a few queries per batch instead of several per article ----------------------
+    def _prefetch(self, s: Session, changes: Sequence[ItemChange]) -> None:
+        """Load the batch's stored articles, their tags and every tag id up front.
+
+        ``_article`` then answers from the session (known misses included), ``_set_tags`` from the map;
+        the loaded rows are kept referenced in ``s.info`` so the identity map holds them for the batch.
+        """
+        ids = list(dict.fromkeys(c.article.id for c in changes if c.article is not None))
+        loaded: list[m.Article] = []
+        article_tags: dict[str, set[int]] = {i: set() for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            loaded.extend(s.scalars(select(m.Article).where(m.Article.id.in_(chunk))))
+            for aid, tid in s.execute(select(m.ArticleTag.article_id, m.ArticleTag.tag_id)
+                                      .where(m.ArticleTag.article_id.in_(chunk))):
+                article_tags[aid].add(tid)
+        s.info["loaded_articles"] = loaded
+        found = {a.id for a in loaded}
+        missing = [i for i in ids if i not in found]
+        s.info["missing_articles"] = set(missing)
+        # stories the batch's new articles would found that do not exist yet: no s.get per new story
+        founded = {dedup.story_id_for(i): i for i in missing}
+        keys = list(founded)
+        existing: set[str] = set()
+        for start in range(0, len(keys), 500):
+            existing.update(s.scalars(select(m.Story.id).where(m.Story.id.in_(keys[start : start + 500]))))
+        s.info["absent_stories"] = set(keys) - existing
+        s.info["article_tags"] = article_tags
+        s.info.setdefault("tag_ids", {}).update({name: tid for name, tid in s.execute(select(m.Tag.name, m.Tag.id))})
+
+    @staticmethod
+    def _article(s: Session, article_id: str) -> m.Article | None:
+        """``s.get`` that skips the query for an article the prefetch found missing (the first time)."""
+        missing: set[str] = s.info.get("missing_articles", set())
+        if article_id in missing:
+            missing.discard(article_id)
+            return None
+        return s.get(m.Article, article_id)
+
+    def _refresh_stories(self, s: Session, story_ids: Sequence[str], now: datetime, result: BatchResult) -> None:
+        """``_refresh_story`` for many stories with a handful of queries per 500 (same results)."""
+        for start in range(0, len(story_ids), 500):
+            chunk = list(story_ids[start : start + 500])
+            stories = {st.id: st for st in s.scalars(select(m.Story).where(m.Story.id.in_(chunk)))}
+            members: dict[str, list[m.Article]] = {}
+            for a in s.scalars(select(m.Article).where(m.Article.story_id.in_(chunk), m.Article.withdrawn_at.is_(None))):
+                members.setdefault(a.story_id, []).append(a)
+            old: dict[str, set[int]] = {}
+            for sid, tid in s.execute(select(m.StoryTag.story_id, m.StoryTag.tag_id).where(m.StoryTag.story_id.in_(chunk))):
+                old.setdefault(sid, set()).add(tid)
+            member_ids = [a.id for group in members.values() for a in group]
+            art_tags: dict[str, set[int]] = {}
+            for m_start in range(0, len(member_ids), 500):
+                for aid, tid in s.execute(select(m.ArticleTag.article_id, m.ArticleTag.tag_id)
+                                          .where(m.ArticleTag.article_id.in_(member_ids[m_start : m_start + 500]))):
+                    art_tags.setdefault(aid, set()).add(tid)
+            s.execute(delete(m.StoryTag).where(m.StoryTag.story_id.in_(chunk)))
+            rows: list[dict[str, object]] = []
+            changed_tags: set[int] = set()
+            for sid in chunk:
+                story = stories.get(sid)
+                if story is None:
+                    continue
+                group = members.get(sid, [])
+                result.changed_stories.add(sid)
+                story.changed_at = now
+                changed_tags |= old.get(sid, set())
+                if not group:
+                    story.withdrawn = True
+                    story.member_count = 0
+                    continue
+                canonical = min(group, key=lambda a: (a.published, -len(a.content_text), a.id))
+                story.canonical_article_id = canonical.id
+                story.published = canonical.published
+                story.updated = max((a.updated or a.published) for a in group)
+                story.member_count = len(group)
+                story.withdrawn = False
+                tag_ids = set().union(*(art_tags.get(a.id, set()) for a in group))
+                rows.extend({"story_id": sid, "tag_id": tid, "published": story.published} for tid in sorted(tag_ids))
+                changed_tags |= tag_ids
+            if rows:
+                s.execute(insert(m.StoryTag), rows)
+            result.changed_tags |= self._slugs(s, changed_tags)
 
     def _withdraw(self, s: Session, source_id: int, key: str, now: datetime, result: BatchResult, touched: set[str]) -> None:
         s.execute(delete(m.SourceItem).where(m.SourceItem.source_id == source_id, m.SourceItem.key == key))

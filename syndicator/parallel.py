@@ -1,0 +1,85 @@
+"""Normalize many raw items in worker processes, in order, with a bounded number of items in flight.
+
+normalize/ is pure, so it can run anywhere: with more than one core and more than a few hundred changed
+files, worker processes normalize while the main process stores the previous batch. Items go out in chunks
+and come back in the order they went in; at most ``workers × 2`` chunks are in flight, so memory does not
+grow with the archive. Workers come from a ``forkserver`` (never forked from a process that holds database
+connections) and receive the rules once, at start-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import TypeVar
+
+from .config import NormalizeSettings, TagSettings
+from .errors import ParseError
+from .normalize import normalize_item
+from .types import Article, RawItem
+
+T = TypeVar("T")
+CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
+MIN_ITEMS = 200  # fewer changed items than this are normalized in-process (starting workers costs ~1 s)
+Result = tuple[Article | None, str | None]  # the article, or the ParseError's reason
+
+_rules: tuple[NormalizeSettings, TagSettings] | None = None
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings) -> Result:
+    try:
+        return normalize_item(raw, rules, tags), None
+    except ParseError as exc:
+        return None, exc.reason
+
+
+def _init(rules: NormalizeSettings, tags: TagSettings) -> None:
+    global _rules
+    _rules = (rules, tags)
+
+
+def _work(chunk: list[RawItem]) -> list[Result]:
+    assert _rules is not None
+    return [normalize_one(raw, *_rules) for raw in chunk]
+
+
+def normalize_all(
+    items: Iterable[tuple[T, RawItem]], rules: NormalizeSettings, tags: TagSettings, *, workers: int | None = None
+) -> Iterator[tuple[T, Result]]:
+    """``(tag, raw)`` → ``(tag, (article | None, error | None))`` in input order.
+
+    ``workers`` defaults to the number of cores; 1 (or a short input) normalizes in this process.
+    """
+    it = iter(items)
+    head = list(itertools.islice(it, MIN_ITEMS))
+    n = cpu_count() if workers is None else workers
+    if n <= 1 or len(head) < MIN_ITEMS:
+        for tag, raw in itertools.chain(head, it):
+            yield tag, normalize_one(raw, rules, tags)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    pending: deque[tuple[list[T], Future[list[Result]]]] = deque()
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init, initargs=(rules, tags)) as pool:
+        source = itertools.chain(head, it)
+        while True:
+            while len(pending) < n * 2:
+                chunk = list(itertools.islice(source, CHUNK))
+                if not chunk:
+                    break
+                pending.append(([t for t, _ in chunk], pool.submit(_work, [r for _, r in chunk])))
+            if not pending:
+                return
+            tags_, future = pending.popleft()
+            yield from zip(tags_, future.result(), strict=True)

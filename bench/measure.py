@@ -1,9 +1,9 @@
 """Run one command and measure it: wall seconds and the peak memory of its whole process tree.
 
 Peak memory is the larger of two readings: the kernel's ``ru_maxrss`` for the child and the descendants it
-reaped (``wait4``: the largest single process), and the sum of the RSS of every live process in the tree,
-sampled every 20 ms from /proc (worker pools run at the same time, so their memory adds up; shared pages
-are counted once per process, which over-states a forked pool slightly — a safe error for a budget).
+reaped (``wait4``: the largest single process), and the sum over every live process in the tree of its
+proportional set size (PSS: a page shared by k processes counts 1/k to each), sampled every 20 ms from
+/proc (worker pools run at the same time, so their memory adds up, but a shared page is counted once).
 """
 
 from __future__ import annotations
@@ -59,6 +59,18 @@ def _children(pid: int) -> list[int]:
 
 
 def _rss_kb(pid: int) -> int:
+    """Proportional set size (shared pages split between their users) where the kernel has it, else RSS.
+
+    Worker processes share most of their pages with the process they were forked from; adding up their
+    RSS would count those pages once per worker.
+    """
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
     try:
         with open(f"/proc/{pid}/statm") as fh:
             return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)

@@ -15,12 +15,13 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from .config import NormalizeSettings, TagSettings
 from .errors import ParseError
-from .normalize import normalize_item
 from .types import Article, RawItem
+
+if TYPE_CHECKING:
+    from .config import NormalizeSettings, TagSettings
 
 T = TypeVar("T")
 CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
@@ -39,6 +40,9 @@ def cpu_count() -> int:
 
 
 def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings) -> Result:
+    # imported here: a sync with nothing to read (the common case) never loads normalize/ and pypinyin
+    from .normalize import normalize_item
+
     try:
         return normalize_item(raw, rules, tags), None
     except ParseError as exc:
@@ -70,6 +74,7 @@ def normalize_all(
             yield tag, normalize_one(raw, rules, tags)
         return
     ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["syndicator.normalize"])  # workers share its pages instead of each importing
     pending: deque[tuple[list[T], Future[list[Result]]]] = deque()
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init, initargs=(rules, tags)) as pool:
         source = itertools.chain(head, it)

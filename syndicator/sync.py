@@ -98,7 +98,6 @@ def sync(
     progress: Progress | None = None, render: bool = True,
 ) -> tuple[SyncReport, Changes]:
     """Sync the named sources (all enabled ones when none are named) and re-render what changed."""
-    from .publish import publish  # publish imports render; keep sync importable without it
 
     started = time.monotonic()
     report = SyncReport()
@@ -121,7 +120,10 @@ def sync(
             "%s: new=%d updated=%d duplicates=%d unchanged=%d skipped=%d withdrawn=%d",
             src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
         )
-    if render:
+    if render and (full or changes or not (settings.output.dir / "index.html").exists()):
+        # imported only when there is something to write: feedgen, lxml and jinja2 cost a no-op sync time
+        from .publish import publish
+
         report.feeds_written = publish(settings, repo, changes=changes if not full else None)
     report.seconds = time.monotonic() - started
     return report, changes

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from .. import clock, dedup
 from ..errors import StorageError
-from ..normalize.tags import slugify
 from ..types import Article as ArticleValue
 from ..types import Carrier, StoryEntry
 from ..types import Tag as TagValue
@@ -281,6 +280,8 @@ class Repository:
             return cache[name]
         tid = s.scalar(select(m.Tag.id).where(m.Tag.name == name))
         if tid is None:
+            from ..normalize.tags import slugify  # pypinyin's tables take a second to load: only for new tags
+
             base = slugify(name) or "tag"
             slug, n = base, 1
             while s.scalar(select(m.Tag.id).where(m.Tag.slug == slug)) is not None:

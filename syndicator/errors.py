@@ -64,3 +64,11 @@ class RenderError(SyndicatorError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class Interrupted(SyndicatorError):
+    """A stop was asked for (SIGTERM/SIGINT) in the middle of a source; its unsaved batch was dropped."""
+
+
+class LockHeld(StorageError):
+    """Another process holds a lock this one needs (the service lock, or the writer's turn)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .config import Settings, SourceSettings
-from .errors import SourceError, SyndicatorError
+from .errors import Interrupted, SourceError, SyndicatorError
 from .parallel import normalize_all
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 Progress = Callable[[str, int], None]  # (source name, files done so far)
+StopAsked = Callable[[], bool]  # True once the service is asked to stop (SIGTERM/SIGINT)
 
 
 @dataclass(slots=True)
@@ -49,9 +50,13 @@ def _count(report: SourceReport, r: BatchResult) -> None:
 
 def sync_archive(
     settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
-    progress: Progress | None = None,
+    progress: Progress | None = None, stop: StopAsked | None = None,
 ) -> SourceReport:
-    """Sync one archive folder; one bad file never stops the others."""
+    """Sync one archive folder; one bad file never stops the others.
+
+    When ``stop()`` turns true, the batch not yet stored is dropped and Interrupted is raised: the batches
+    already stored were committed with their file states, so the next sync picks up exactly the rest.
+    """
     report = SourceReport(src.name)
     assert src.path is not None
     known = repo.file_states(src.name)
@@ -67,6 +72,8 @@ def sync_archive(
             batch.clear()
 
     for fr, (article, error) in normalize_all(((fr, fr.item) for fr in files), settings.normalize, settings.tags):
+        if stop is not None and stop():
+            raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1
         if article is not None:
             batch.append(ItemChange(fr.item.key, fr.state, article))
@@ -95,10 +102,12 @@ def sync_archive(
 
 def sync(
     settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
-    progress: Progress | None = None, render: bool = True,
+    progress: Progress | None = None, render: bool = True, stop: StopAsked | None = None,
 ) -> tuple[SyncReport, Changes]:
-    """Sync the named sources (all enabled ones when none are named) and re-render what changed."""
+    """Sync the named sources (all enabled ones when none are named) and re-render what changed.
 
+    ``stop`` (the service's stop flag) is checked between files; see sync_archive.
+    """
     started = time.monotonic()
     report = SyncReport()
     changes = Changes()
@@ -107,16 +116,20 @@ def sync(
         repo.ensure_source(src.name, src.type, str(src.path or src.url))
         try:
             if src.type == "archive":
-                sr = sync_archive(settings, repo, src, full=full, changes=changes, progress=progress)
+                sr = sync_archive(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
             else:
                 raise SourceError(f"source type {src.type!r} is not supported yet", source=src.name)
             repo.record_attempt(src.name, error=None)
+        except Interrupted:
+            raise
         except SyndicatorError as exc:
             log.error("%s", exc)
             sr = SourceReport(src.name, errors=[str(exc)])
             repo.record_attempt(src.name, error=str(exc))
         report.sources.append(sr)
-        log.info(
+        quiet = not (sr.new or sr.updated or sr.duplicates or sr.skipped or sr.withdrawn or sr.errors)
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,  # the service polls every few seconds: say only news
             "%s: new=%d updated=%d duplicates=%d unchanged=%d skipped=%d withdrawn=%d",
             src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
         )

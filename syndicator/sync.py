@@ -71,7 +71,9 @@ def sync_archive(
             changes.add(r)
             batch.clear()
 
-    for fr, (article, error) in normalize_all(((fr, fr.item) for fr in files), settings.normalize, settings.tags):
+    for fr, (article, error) in normalize_all(
+        ((fr, fr.item) for fr in files), settings.normalize, settings.tags, stop=stop
+    ):
         if stop is not None and stop():
             raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1
@@ -86,6 +88,8 @@ def sync_archive(
             flush()
         if progress is not None and done % 50 == 0:
             progress(src.name, done)
+    if stop is not None and stop():  # normalize_all ends early when asked to stop while waiting for a worker
+        raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
     for key, reason in scan.errors:
         log.warning("%s: skipped: %s", f"{src.name}/{key}", reason)
         report.skipped += 1

@@ -132,6 +132,9 @@ def _sync_filesystem(directory: Path) -> None:
     os.sync()
 
 
+SMALL_BATCH = 32  # up to this many files a batch is fsynced file by file
+
+
 class BatchWriter:
     """Change-only, atomic writes of many files, durable with two filesystem syncs per batch.
 
@@ -174,18 +177,32 @@ class BatchWriter:
         return True
 
     def commit(self) -> None:
-        """Make every staged file durable and visible."""
+        """Make every staged file durable and visible.
+
+        A few files (an incremental sync) are fsynced one by one, as ``write_if_changed`` does: a filesystem
+        sync would also wait for every other process's dirty pages. Many files: two filesystem syncs.
+        """
         if not self.pending:
             return
-        _sync_filesystem(self.out_dir)
+        small = len(self.pending) <= SMALL_BATCH
+        if small:
+            for tmp_name, _ in self.pending:
+                with open(tmp_name, "rb") as fh:
+                    os.fsync(fh.fileno())
+        else:
+            _sync_filesystem(self.out_dir)
         for tmp_name, target in self.pending:
             try:
                 os.replace(tmp_name, target)
             except OSError as exc:
                 raise RenderError(f"cannot write: {exc}", path=str(target.relative_to(self.out_dir))) from exc
             self.written += 1
+        if small:
+            for folder in {target.parent for _, target in self.pending}:
+                _fsync_dir(folder)
+        else:
+            _sync_filesystem(self.out_dir)
         self.pending.clear()
-        _sync_filesystem(self.out_dir)
 
     def discard(self) -> None:
         for tmp_name, _ in self.pending:

@@ -3,6 +3,7 @@
     python -m bench                              N = 1,000, 10,000, 100,000 and the real corpus, every case
     python -m bench --n 10000 --case cold        one case on one size
     python -m bench --n 1000 --runs 5 --no-hugo
+    python -m bench --n                          only the real corpus
 
 Prints a table and writes ``bench/results/<time>.json``. Run it under ``nice`` on a shared machine
 (``make bench`` does). Archives are generated once into ``--work`` and reused.
@@ -61,7 +62,8 @@ def run_archive(ws: Workspace, chosen: list[str], runs: int, with_hugo: bool, no
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[1000, 10000, 100000], help="archive sizes")
+    ap.add_argument("--n", type=int, nargs="*", default=[1000, 10000, 100000],
+                    help="archive sizes (`--n` alone: none, e.g. only the real corpus)")
     ap.add_argument("--case", dest="cases", action="append", choices=ALL_CASES,
                     help="only this case (repeatable; default all)")
     ap.add_argument("--runs", type=int, default=3, help="runs per case; the median is reported (default 3)")

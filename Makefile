@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench sync clean
+.PHONY: run test lint bench sync clean quality
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: $(STAMP)
 # The benchmark (bench/README.md): under nice, because the machine is usually shared. BENCH_ARGS="--n 1000 --case cold"
 bench: $(STAMP)
 	nice -n 10 $(BIN)/python -m bench $(BENCH_ARGS)
+
+quality: $(STAMP)
+	$(BIN)/python -m bench.corpus_quality $(or $(CORPUS),../shared/corpus/posts)
 
 clean:
 	rm -rf feeds/*.atom feeds/*.rss feeds/tags feeds/articles feeds/index.html feeds/feeds.opml var/

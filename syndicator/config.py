@@ -72,6 +72,68 @@ class OutputSettings(_Section):
     max_entries: int = Field(default=50, ge=1, le=10000)
 
 
+DEFAULT_USER_AGENT = "syndicator/0.1 (newsroom feed syndicator; polite poller)"
+
+
+class HttpSettings(_Section):
+    """Defaults of every remote source (``http:`` section); a source can override each one."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    timeout: float = Field(default=30.0, gt=0, le=3600)  # total deadline of one response, body included
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # counted on decompressed bytes
+    max_redirects: int = Field(default=5, ge=0, le=5)
+    max_retry_after: str = "24h"  # a Retry-After longer than this is capped
+    allow_private_networks: bool = False
+    allow_networks: list[str] = Field(default_factory=list)  # CIDRs exempt from the guard (one internal host)
+    min_interval: str = "1s"  # per host, between two requests of an html source's article pages
+    max_connections: int = Field(default=2, ge=1, le=16)  # per host, at once
+
+    @field_validator("max_retry_after", "min_interval")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {net!r} (use e.g. 10.1.2.3/32)") from exc
+        return v
+
+
+class Selectors(_Section):
+    """CSS selectors of an ``html`` source: listing ``item`` and its fields, article ``content``."""
+
+    item: str
+    title: str
+    link: str
+    date: str | None = None
+    summary: str | None = None
+    content: str | None = None  # on each article page: the body (fetched once per article)
+    remove: list[str] = Field(default_factory=list)  # junk inside ``content`` (share bars, ads …)
+
+
+class AuthSettings(_Section):
+    """HTTP basic auth; secrets come from environment variables, never from the config file."""
+
+    username: str | None = None
+    username_env: str | None = None
+    password_env: str
+
+    @model_validator(mode="after")
+    def _one_user(self) -> AuthSettings:
+        if (self.username is None) == (self.username_env is None):
+            raise ValueError("auth needs exactly one of `username` or `username_env`")
+        return self
+
+
 class SourceSettings(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     type: Literal["archive", "feed", "html"]
@@ -81,6 +143,33 @@ class SourceSettings(_Section):
     every: str = "15m"
     cron: str | None = None
     enabled: bool = True
+    # remote sources (feed, html); None means "the http: section's value"
+    user_agent: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    cookies: dict[str, str] = Field(default_factory=dict)
+    auth: AuthSettings | None = None
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+    connect_timeout: float | None = Field(default=None, gt=0, le=300)
+    verify: bool | str = True  # False, or a CA bundle path
+    allow_private_networks: bool | None = None
+    max_bytes: int | None = Field(default=None, ge=1024)
+    min_interval: str | None = None
+    max_connections: int | None = Field(default=None, ge=1, le=16)
+    selectors: Selectors | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v, re.IGNORECASE):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    @field_validator("min_interval")
+    @classmethod
+    def _min_interval(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
 
@@ -109,6 +198,8 @@ class SourceSettings(_Section):
             raise ValueError(f"source {self.name!r} of type archive needs `path`")
         if self.type in ("feed", "html") and not self.url:
             raise ValueError(f"source {self.name!r} of type {self.type} needs `url`")
+        if self.type == "html" and self.selectors is None:
+            raise ValueError(f"source {self.name!r} of type html needs `selectors` (item, title, link)")
         return self
 
 
@@ -157,6 +248,8 @@ class NormalizeSettings(_Section):
     boilerplate_lines: list[str] = Field(default_factory=list)
     editor_lines: list[str] = Field(default_factory=list)
     byline_after: list[str] = Field(default_factory=list)
+    byline_lines: list[str] = Field(default_factory=list)  # reporter bylines (``name`` group) and column labels
+    lead_bylines: list[str] = Field(default_factory=list)  # name lines leading the body: reporters
     footer_lines: list[str] = Field(default_factory=list)
     end_lines: list[str] = Field(default_factory=list)  # the article ends at such a line (page furniture after it)
     junk_dates: list[str] = Field(default_factory=list)
@@ -165,12 +258,17 @@ class NormalizeSettings(_Section):
     editor_ends_article: bool = True  # an editor line (责任编辑) closes the article: page furniture follows it
     min_image_size: int = Field(default=32, ge=0)
     summary_chars: int = Field(default=150, ge=20, le=2000)
+    # related-article snippets follow the article behind a run of at least this many lines that hold only
+    # spaces (yicai layout); 0 turns the cut off
+    related_blank_lines: int = Field(default=2, ge=0, le=20)
 
     @field_validator(
         "title_suffixes",
         "boilerplate_lines",
         "editor_lines",
         "byline_after",
+        "byline_lines",
+        "lead_bylines",
         "footer_lines",
         "end_lines",
         "junk_dates",
@@ -187,6 +285,119 @@ class NormalizeSettings(_Section):
         return v
 
 
+class DedupSettings(_Section):
+    """When articles are one story (near-duplicates); see syndicator.dedup.Thresholds."""
+
+    enabled: bool = True
+    jaccard: float = Field(default=0.7, gt=0, le=1)
+    containment: float = Field(default=0.9, gt=0, le=1)
+    max_extra: float = Field(default=0.55, ge=0, le=1)
+    same_title_containment: float = Field(default=0.5, gt=0, le=1)
+    min_shingles: int = Field(default=40, ge=1)
+    min_shingles_retitled: int = Field(default=200, ge=1)
+    max_candidates: int = Field(default=20, ge=1, le=1000)
+
+
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class EmailSettings(_Section):
+    """Digest e-mail over SMTP. Credentials come from the environment (never from the config file) when the
+    variables named by ``username_env`` / ``password_env`` are set; ``username`` in the file is a fallback."""
+
+    enabled: bool = False
+    to: list[str] = Field(default_factory=list)
+    sender: str = "syndicator@localhost"
+    subject: str = "{title} 每日摘要 {date}（{count} 篇）"
+    host: str = "127.0.0.1"
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    username_env: str = "SYNDICATOR_SMTP_USERNAME"
+    password_env: str = "SYNDICATOR_SMTP_PASSWORD"
+    timeout: str = "30s"
+    ca_file: Path | None = None  # PEM bundle to trust for the server's certificate (an internal CA)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, v: str) -> str:
+        try:
+            v.format(title="", date="", count=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad subject template {v!r}: use the fields {{title}}, {{date}}, {{count}}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> EmailSettings:
+        if self.enabled and not self.to:
+            raise ValueError("email is enabled but `to` lists no recipient")
+        if self.ssl and self.starttls:
+            raise ValueError("choose one of `ssl` (implicit TLS, port 465) and `starttls`")
+        return self
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(username, password) from the environment (or ``username`` + env password); None: no login."""
+        user = os.environ.get(self.username_env) or self.username
+        password = os.environ.get(self.password_env)
+        return (user, password) if user and password is not None else None
+
+
+class DigestSettings(_Section):
+    """The daily digest: which day, how it is grouped and cut, when the service makes it, who gets it."""
+
+    enabled: bool = True
+    time: str = "07:00"  # local time (site.timezone) of the daily digest job
+    day: Literal["previous", "current"] = "previous"  # what the job and `syndicator digest` pick by default
+    tag_order: list[str] = Field(default_factory=list)  # tag names or slugs shown first, in this order
+    other_tags: Literal["count", "name"] = "count"  # order of the tags not in tag_order
+    top_stories: int = Field(default=5, ge=0, le=100)
+    top_min_channels: int = Field(default=2, ge=1, le=100)  # 1: the top section is simply the newest stories
+    max_per_tag: int = Field(default=20, ge=1, le=1000)
+    max_tags: int = Field(default=50, ge=1, le=1000)
+    untagged: str = "其他"  # section title of stories without tags
+    feed_entries: int = Field(default=30, ge=1, le=1000)  # days in digest.atom / digest.rss
+    index_entries: int = Field(default=7, ge=0, le=365)  # latest digests listed on index.html
+    email: EmailSettings = Field(default_factory=EmailSettings)
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"not a local time {v!r} (use HH:MM, e.g. 07:00)")
+        return v
+
+    @property
+    def hour_minute(self) -> tuple[int, int]:
+        h, m = self.time.split(":")
+        return int(h), int(m)
+
+
+class LimitSettings(_Section):
+    """Bounds on hostile or broken input: over-limit text is truncated, an over-limit file is rejected."""
+
+    max_title_chars: int = Field(default=300, ge=10, le=300)  # the normalizer never keeps more than 300
+    max_body_bytes: int = Field(default=200_000, ge=1_000)  # UTF-8 bytes of the sanitized body HTML
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1_000)  # archive files larger are skipped
+    future_tolerance: str = "1d"  # a date further ahead than this is not trusted for ordering
+
+    @field_validator("future_tolerance")
+    @classmethod
+    def _tolerance(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def future_tolerance_seconds(self) -> float:
+        return parse_duration(self.future_tolerance)
+
+
 class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -195,7 +406,12 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks
+    digest: DigestSettings = Field(default_factory=DigestSettings)
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")
@@ -257,11 +473,16 @@ def _resolve(settings: Settings, base: Path) -> Settings:
         s.model_copy(update={"path": (base / s.path).resolve()}) if s.path is not None and not s.path.is_absolute() else s
         for s in settings.sources
     ]
+    digest = settings.digest
+    ca = digest.email.ca_file
+    if ca is not None and not ca.is_absolute():
+        digest = digest.model_copy(update={"email": digest.email.model_copy(update={"ca_file": (base / ca).resolve()})})
     return settings.model_copy(
         update={
             "database": settings.database.model_copy(update={"url": url}),
             "output": settings.output.model_copy(update={"dir": out}),
             "sources": sources,
+            "digest": digest,
         }
     )
 

@@ -7,22 +7,30 @@ Every file is written atomically and only when its bytes change, so a no-op sync
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .render.feeds import render_feed
-from .render.site import article_page_path, render_article_page, render_index, render_opml, summarize_feed
-from .render.write import BatchWriter, prune
+from .render.site import (
+    DigestLink,
+    article_page_path,
+    render_article_page,
+    render_index,
+    render_opml,
+    render_tag_page,
+    tag_page_path,
+)
+from .render.write import BatchWriter, prune, write_if_changed
 from .storage.repo import Repository
-from .types import FeedSpec, FeedSummary, SiteInfo, StoryEntry, Tag
+from .types import FeedSpec, SiteInfo, Tag, TagSummary
 
 if TYPE_CHECKING:
     from .sync import Changes
 
 log = logging.getLogger(__name__)
-FORMATS: tuple[Literal["atom", "rss"], ...] = ("atom", "rss")
+TAG_CHUNK = 100  # tag feeds whose entries are loaded with one query
 
 
 def site_info(settings: Settings) -> SiteInfo:
@@ -37,78 +45,95 @@ def feed_specs(settings: Settings, repo: Repository) -> list[FeedSpec]:
     limit = settings.output.max_entries
     specs = [FeedSpec(path="all", title=site.title, description=site.description or f"{site.title}：全部",
                       entries=tuple(repo.feed_entries(None, limit, site.base_url)))]
-    for t in repo.tags():
-        specs.append(
+    tags = repo.tags()
+    for start in range(0, len(tags), TAG_CHUNK):  # one ranked query per chunk of tags, not three per tag
+        chunk = tags[start : start + TAG_CHUNK]
+        entries = repo.feed_entries_many([t.slug for t in chunk], limit, site.base_url)
+        specs.extend(
             FeedSpec(path=f"tags/{t.slug}", title=f"{t.name} · {site.title}", description=f"标签「{t.name}」的新闻",
-                     entries=tuple(repo.feed_entries(t.slug, limit, site.base_url)), tag=Tag(t.name, t.slug))
+                     entries=tuple(entries.get(t.slug, ())), tag=Tag(t.name, t.slug))
+            for t in chunk
         )
     return specs
 
 
-TAG_CHUNK = 100  # tag feeds whose entries are loaded at once: bounds memory on archives with many tags
-
-
-def _tag_spec(site: SiteInfo, name: str, slug: str, entries: Sequence[StoryEntry]) -> FeedSpec:
-    return FeedSpec(path=f"tags/{slug}", title=f"{name} · {site.title}", description=f"标签「{name}」的新闻",
-                    entries=tuple(entries), tag=Tag(name, slug))
-
-
 def publish(settings: Settings, repo: Repository, changes: Changes | None = None) -> int:
-    """Write the outputs a set of changes touched (everything when ``changes`` is None); returns files written.
-
-    Only the feeds of changed tags are loaded and rendered; index.html and feeds.opml are built from every
-    tag's count and newest date (one query), not from their entries. Files go through one BatchWriter:
-    thousands of article pages cost two filesystem syncs, not two fsyncs each.
-    """
+    """Write the outputs a set of changes touched (everything when ``changes`` is None); returns files written."""
     out: Path = settings.output.dir
     out.mkdir(parents=True, exist_ok=True)
     if changes is not None and not changes and (out / "index.html").exists():
         return 0
     if changes is not None and not (out / "index.html").exists():
         changes = None  # a fresh output folder gets everything
+    started = time.time()  # files written after this by a concurrent writer are never pruned
     site = site_info(settings)
-    limit = settings.output.max_entries
-    tags = repo.tags()
-    with BatchWriter(out) as writer:
-        all_spec = FeedSpec(path="all", title=site.title, description=site.description or f"{site.title}：全部",
-                            entries=tuple(repo.feed_entries(None, limit, site.base_url)))
-        for fmt in FORMATS:
-            writer.write(f"all.{fmt}", render_feed(all_spec, site, fmt))
-        wanted = [t for t in tags if changes is None or t.slug in changes.tags]
-        for start in range(0, len(wanted), TAG_CHUNK):
-            chunk = wanted[start : start + TAG_CHUNK]
-            entries = repo.feed_entries_many([t.slug for t in chunk], limit, site.base_url)
-            for t in chunk:
-                spec = _tag_spec(site, t.name, t.slug, entries.get(t.slug, ()))
-                for fmt in FORMATS:
-                    writer.write(f"{spec.path}.{fmt}", render_feed(spec, site, fmt))
-        summaries = [summarize_feed(all_spec)] + [
-            FeedSummary(path=f"tags/{t.slug}", title=f"{t.name} · {site.title}", description=f"标签「{t.name}」的新闻",
-                        count=min(t.stories, limit), newest=t.newest, tag=Tag(t.name, t.slug))
-            for t in tags
-        ]
-        writer.write("index.html", render_index(site, summaries))
-        writer.write("feeds.opml", render_opml(site, summaries))
-        # article pages: the link of entries whose source gives no URL of its own
-        ids = repo.all_story_ids() if changes is None else sorted(changes.stories)
-        live: set[str] = set()
-        for start in range(0, len(ids), 500):
-            for entry in repo.entries_by_ids(ids[start : start + 500], site.base_url):
-                live.add(entry.story_id)
-                writer.write(article_page_path(entry.story_id), render_article_page(site, entry))
-        writer.commit()  # before pruning: prune removes stray temporary files
-        written = writer.written
-    feed_files = {f"{t.slug}.{fmt}" for t in tags for fmt in FORMATS}
-    for stale in prune(out, feed_files, "tags"):
+    specs = feed_specs(settings, repo)
+    written = 0
+    feed_files: set[str] = set()
+    for spec in specs:
+        for fmt in ("atom", "rss"):
+            rel = f"{spec.path}.{fmt}"
+            if spec.path.startswith("tags/"):
+                feed_files.add(rel.removeprefix("tags/"))
+            if changes is None or spec.path == "all" or (spec.tag is not None and spec.tag.slug in changes.tags):
+                written += write_if_changed(out, rel, render_feed(spec, site, fmt))
+    latest: list[DigestLink] = []
+    if settings.digest.enabled:
+        from .digest import refresh_digests  # digest imports this module
+
+        digest_written, latest = refresh_digests(settings, repo, full=changes is None)
+        written += digest_written
+    written += _front_pages(settings, repo, specs, latest, None if changes is None else changes.tags)
+    feed_files |= {tag_page_path(spec.tag.slug).removeprefix("tags/") for spec in specs if spec.tag is not None}
+    written += write_if_changed(out, "feeds.opml", render_opml(site, specs))
+    for stale in prune(out, feed_files, "tags", keep_newer_than=started):
         log.info("removed %s (tag has no stories)", stale)
+    # article pages: the link of entries whose source gives no URL of its own
     if changes is None:
-        keep = {article_page_path(i).removeprefix("articles/") for i in live}
-        for stale in prune(out, keep, "articles"):
+        ids = repo.all_story_ids()
+        keep = {article_page_path(i).removeprefix("articles/") for i in ids}
+        for stale in prune(out, keep, "articles", keep_newer_than=started):
             log.info("removed %s (story withdrawn)", stale)
     else:
+        ids = sorted(changes.stories)
+        live = set()
+        for chunk in range(0, len(ids), 500):
+            for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
+                live.add(entry.story_id)
+                written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
         for gone in set(ids) - live:
             page = out / article_page_path(gone)
             if page.exists():
                 page.unlink()
                 log.info("removed %s (story withdrawn)", article_page_path(gone))
+        return written
+    with BatchWriter(out) as writer:  # thousands of pages: two filesystem syncs, not two fsyncs each
+        for chunk in range(0, len(ids), 500):
+            for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
+                writer.write(article_page_path(entry.story_id), render_article_page(site, entry))
+    return written + writer.written
+
+
+def _front_pages(settings: Settings, repo: Repository, specs: list[FeedSpec], latest: list[DigestLink],
+                 tags: set[str] | None) -> int:
+    """index.html (tags with counts, subscribe links, latest digests) and the tag pages (``tags`` only, or
+    all when None)."""
+    site = site_info(settings)
+    summaries = {t.slug: TagSummary(t.name, t.slug, t.stories, t.newest) for t in repo.tags()}
+    out: Path = settings.output.dir
+    written = 0
+    written += write_if_changed(out, "index.html", render_index(site, specs, tags=list(summaries.values()),
+                                                               digests=latest, stories=repo.story_count()))
+    for spec in specs:
+        if spec.tag is not None and (tags is None or spec.tag.slug in tags
+                                     or not (out / tag_page_path(spec.tag.slug)).exists()):
+            written += write_if_changed(out, tag_page_path(spec.tag.slug),
+                                        render_tag_page(site, spec, summaries.get(spec.tag.slug),
+                                                        digest_links=settings.digest.enabled))
     return written
+
+
+def write_front_page(settings: Settings, repo: Repository, latest: list[DigestLink]) -> int:
+    """Rewrite index.html and the tag pages (used after a digest run); returns files written."""
+    settings.output.dir.mkdir(parents=True, exist_ok=True)
+    return _front_pages(settings, repo, feed_specs(settings, repo), latest, None)

@@ -10,7 +10,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from . import clock, limits, recovery
 from .config import Settings, SourceSettings
 from .errors import Interrupted, SourceError, SyndicatorError
 from .parallel import normalize_all
@@ -60,7 +62,8 @@ def sync_archive(
     report = SourceReport(src.name)
     assert src.path is not None
     known = repo.file_states(src.name)
-    scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full)
+    scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
+                               max_bytes=settings.limits.max_file_bytes)
     batch: list[ItemChange] = []
     done = 0
 
@@ -78,6 +81,9 @@ def sync_archive(
             raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1
         if article is not None:
+            article, notes = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
+            for note in notes:
+                log.warning("%s: %s", f"{src.name}/{fr.item.key}", note)
             batch.append(ItemChange(fr.item.key, fr.state, article))
         else:
             log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", error)
@@ -104,6 +110,37 @@ def sync_archive(
     return report
 
 
+def sync_remote(
+    settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
+    progress: Progress | None = None, stop: StopAsked | None = None,
+) -> SourceReport:
+    """Poll one feed or html source (see poll.py); its failure is in the report, not raised.
+
+    ``stop`` is only checked before the poll: one feed document is saved in one transaction.
+    """
+    if stop is not None and stop():
+        raise Interrupted(f"{src.name}: stop asked before polling")
+    from . import poll  # imports requests, feedparser and bs4: only when a remote source is synced
+
+    report, r = poll.sync_remote(settings, repo, src, full=full)
+    if r is not None:
+        changes.add(r)
+    if progress is not None:
+        progress(src.name, report.new + report.updated + report.unchanged + report.duplicates)
+    return report
+
+
+class SourceSync(Protocol):
+    def __call__(
+        self, settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
+        progress: Progress | None = None, stop: StopAsked | None = None,
+    ) -> SourceReport: ...
+
+
+# The source types `sync` (and the scheduler, through it) can poll, keyed by `type` in config.
+SOURCE_TYPES: dict[str, SourceSync] = {"archive": sync_archive, "feed": sync_remote, "html": sync_remote}
+
+
 def sync(
     settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
     progress: Progress | None = None, render: bool = True, stop: StopAsked | None = None,
@@ -113,17 +150,19 @@ def sync(
     ``stop`` (the service's stop flag) is checked between files; see sync_archive.
     """
     started = time.monotonic()
+    pending = recovery.begin(settings.output.dir) if render else None  # before any commit
     report = SyncReport()
     changes = Changes()
     chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
     for src in chosen:
         repo.ensure_source(src.name, src.type, str(src.path or src.url))
         try:
-            if src.type == "archive":
-                sr = sync_archive(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
-            else:
-                raise SourceError(f"source type {src.type!r} is not supported yet", source=src.name)
-            repo.record_attempt(src.name, error=None)
+            syncer = SOURCE_TYPES.get(src.type)
+            if syncer is None:
+                raise SourceError(f"source type {src.type!r} is not supported", source=src.name)
+            sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
+            if sr.disabled is None:  # a disabled source was not polled: nothing to record
+                repo.record_attempt(src.name, error=sr.fetch_error, next_due=sr.next_due)
         except Interrupted:
             raise
         except SyndicatorError as exc:
@@ -137,10 +176,13 @@ def sync(
             "%s: new=%d updated=%d duplicates=%d unchanged=%d skipped=%d withdrawn=%d",
             src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
         )
-    if render and (full or changes or not (settings.output.dir / "index.html").exists()):
-        # imported only when there is something to write: feedgen, lxml and jinja2 cost a no-op sync time
-        from .publish import publish
+    if render:
+        everything = full or (pending is not None and pending.recovering)
+        if everything or changes or not (settings.output.dir / "index.html").exists():
+            from .publish import publish  # imported only when there is something to write
 
-        report.feeds_written = publish(settings, repo, changes=changes if not full else None)
+            report.feeds_written = publish(settings, repo, changes=None if everything else changes)
+        if pending is not None:
+            pending.finish()
     report.seconds = time.monotonic() - started
     return report, changes

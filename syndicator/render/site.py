@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from email.utils import format_datetime
 from functools import cache
@@ -19,13 +19,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from ..errors import RenderError
-from ..types import FeedSpec, FeedSummary, SiteInfo, StoryEntry
+from ..types import FeedSpec, SiteInfo, StoryEntry, TagSummary
 from .feeds import as_utc, clean_url, clean_xml_text, feed_anchor, feed_url, sort_entries
 
 ALL_FEED = "all"
 INDEX_PAGE = "index.html"
 OPML_FILE = "feeds.opml"
 ARTICLES_DIR = "articles"
+TAGS_DIR = "tags"
 _STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
@@ -46,6 +47,14 @@ def _render(template: str, **context: object) -> bytes:
         return _env().get_template(template).render(**context).encode("utf-8")
     except Exception as exc:  # jinja2 raises many types; name the page in one line
         raise RenderError(f"cannot render: {exc}", path=template) from exc
+
+
+def render_page(template: str, **context: object) -> bytes:
+    """Render one of the package templates (autoescaped) to UTF-8 bytes; ``site`` is cleaned first."""
+    site = context.get("site")
+    if isinstance(site, SiteInfo):
+        context["site"] = _clean_site(site)
+    return _render(template, **context)
 
 
 def site_zone(site: SiteInfo) -> tzinfo:
@@ -88,27 +97,20 @@ class _FeedRow:
     atom_rel: str
     rss_rel: str
     html_url: str
+    page: str = ""  # the tag's reading page, relative to the site root ("" when there is none)
+    label: str = ""  # the short name shown in the front page's table (the tag name)
 
 
-def summarize_feed(spec: FeedSpec | FeedSummary) -> FeedSummary:
-    """A feed's count and newest date (a FeedSummary is returned as it is)."""
-    if isinstance(spec, FeedSummary):
-        return spec
+def _feed_row(site: SiteInfo, spec: FeedSpec) -> _FeedRow:
     entries = sort_entries(spec.entries)
     newest = max((as_utc(e.published) for e in entries), default=None)
-    return FeedSummary(spec.path, spec.title, spec.description, len(entries), newest, spec.tag)
-
-
-def _feed_row(site: SiteInfo, feed: FeedSpec | FeedSummary) -> _FeedRow:
-    spec = summarize_feed(feed)
-    newest = as_utc(spec.newest) if spec.newest is not None else None
     anchor = feed_anchor(spec.path)
     return _FeedRow(
         path=spec.path,
         title=clean_xml_text(spec.title).strip() or spec.path,
         description=clean_xml_text(spec.description).strip(),
         anchor=anchor,
-        count=spec.count,
+        count=len(entries),
         newest=local_time(site, newest) if newest else "",
         newest_iso=newest.isoformat() if newest else "",
         newest_rfc822=format_datetime(newest) if newest else "",
@@ -120,9 +122,9 @@ def _feed_row(site: SiteInfo, feed: FeedSpec | FeedSummary) -> _FeedRow:
     )
 
 
-def _ordered(feeds: Sequence[FeedSpec | FeedSummary]) -> list[FeedSpec | FeedSummary]:
+def _ordered(feeds: Sequence[FeedSpec]) -> list[FeedSpec]:
     """ "all" first, then the others by path; one row per path."""
-    seen: dict[str, FeedSpec | FeedSummary] = {}
+    seen: dict[str, FeedSpec] = {}
     for spec in feeds:
         seen.setdefault(spec.path, spec)
     return sorted(seen.values(), key=lambda s: (s.path != ALL_FEED, s.path))
@@ -138,17 +140,98 @@ def _clean_site(site: SiteInfo) -> SiteInfo:
     )
 
 
-def render_index(site: SiteInfo, feeds: Sequence[FeedSpec | FeedSummary]) -> bytes:
-    """index.html: every feed with entry count, newest date, Atom/RSS links and autodiscovery."""
-    rows = [_feed_row(site, spec) for spec in _ordered(feeds)]
-    return _render(INDEX_PAGE, site=_clean_site(site), feeds=rows, discovery=rows)
+@dataclass(frozen=True, slots=True)
+class DigestLink:
+    """A day's digest as the front page lists it."""
+
+    day: str  # YYYY-MM-DD
+    count: int
 
 
-def render_opml(site: SiteInfo, feeds: Sequence[FeedSpec | FeedSummary]) -> bytes:
+def render_index(
+    site: SiteInfo,
+    feeds: Sequence[FeedSpec],
+    *,
+    tags: Sequence[TagSummary] | None = None,
+    digests: Sequence[DigestLink] = (),
+    stories: int | None = None,
+) -> bytes:
+    """index.html, the front page: subscribe links with copy-able URLs, every tag with its story count and
+    last update (from ``tags`` when given, else from the feeds' entries) and link to its page, the latest
+    digests, the number of ``stories`` in all, and autodiscovery of every feed."""
+    known = {t.slug: t for t in tags or ()}
+    rows = []
+    for spec in _ordered(feeds):
+        row = _feed_row(site, spec)
+        summary = known.get(spec.tag.slug) if spec.tag is not None else None
+        if summary is not None:
+            newest = as_utc(summary.newest) if summary.newest else None
+            row = replace(
+                row,
+                count=summary.stories,
+                newest=local_time(site, newest) if newest else "",
+                newest_iso=newest.isoformat() if newest else "",
+                page=f"{TAGS_DIR}/{spec.tag.slug}.html" if spec.tag is not None else "",
+                label=clean_xml_text(summary.name).strip(),
+            )
+        elif spec.path == ALL_FEED and stories is not None:
+            row = replace(row, count=stories)
+        rows.append(row)
+    discovery = list(rows)
+    digest_feed = None
+    if digests:
+        digest_feed = _feed_row(site, FeedSpec("digest", f"{_clean_site(site).title} 每日摘要", "", ()))
+        discovery.insert(1, digest_feed)
+    return _render(
+        INDEX_PAGE, site=_clean_site(site), feeds=rows, discovery=discovery, digests=list(digests),
+        digest_feed=digest_feed,
+        total=stories if stories is not None else next((r.count for r in rows if r.path == ALL_FEED), 0),
+    )
+
+
+def tag_page_path(slug: str) -> str:
+    """``tags/<slug>.html``, the reading page of a tag."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", slug):
+        raise RenderError("tag slug is not usable in a file name", path=f"{TAGS_DIR}/{slug!r}")
+    return f"{TAGS_DIR}/{slug}.html"
+
+
+def render_tag_page(
+    site: SiteInfo, spec: FeedSpec, summary: TagSummary | None = None, *, digest_links: bool = True
+) -> bytes:
+    """``tags/<slug>.html``: a tag's recent stories (newest first) with its feeds' copy-able URLs, and a
+    link to each story's day digest (``digest_links``)."""
+    if spec.tag is None:
+        raise RenderError("a tag page needs a tag feed", path=spec.path)
+    row = _feed_row(site, spec)
+    tz = site_zone(site)
+    items = [
+        {
+            "title": clean_xml_text(e.title).strip() or "(无标题)",
+            "link": clean_url(e.link),
+            "page": f"../{article_page_path(e.story_id)}",
+            "own": clean_url(e.link) == article_page_url(site, e.story_id),  # no source URL of its own
+            "time": local_time(site, e.published),
+            "day": as_utc(e.published).astimezone(tz).date().isoformat(),
+            "iso": as_utc(e.published).isoformat(),
+            "summary": clean_xml_text(e.summary).strip(),
+            "channels": [x for x in [clean_xml_text(e.channel).strip(),
+                                     *(clean_xml_text(c.label).strip() for c in e.also_in)] if x],
+        }
+        for e in sort_entries(spec.entries)
+    ]
+    return _render(
+        "tag.html", site=_clean_site(site), feed=row, discovery=[row],
+        name=clean_xml_text(spec.tag.name).strip() or spec.tag.slug,
+        total=summary.stories if summary is not None else len(items), items=items, digest_links=digest_links,
+    )
+
+
+def render_opml(site: SiteInfo, feeds: Sequence[FeedSpec]) -> bytes:
     """feeds.opml (OPML 2.0): one outline per feed; dateModified is the newest entry's date, if any."""
     rows = [_feed_row(site, spec) for spec in _ordered(feeds)]
     newest = max(
-        (as_utc(f.newest) for f in map(summarize_feed, feeds) if f.newest is not None),
+        (as_utc(e.published) for spec in feeds for e in spec.entries),
         default=None,
     )
     return _render(

@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 
 from ..errors import RenderError
 
 TEMP_PREFIX = ".syndicator-tmp-"
+# A temporary file this old belongs to a writer that died; a younger one may be another process's write.
+STALE_TEMP_SECONDS = 600
 FILE_MODE = 0o644
 # Only files the renderers generate are ever pruned.
 GENERATED_SUFFIXES = frozenset({".atom", ".rss", ".html", ".opml", ".json", ".md", ".xml"})
@@ -54,7 +57,11 @@ def write_if_changed(out_dir: Path, relpath: str, data: bytes) -> bool:
     tmp_name: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
+        except FileNotFoundError:  # a concurrent prune removed the folder it found empty: make it again
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -72,14 +79,19 @@ def write_if_changed(out_dir: Path, relpath: str, data: bytes) -> bool:
     return True
 
 
-def prune(out_dir: Path, keep: set[str], under: str) -> list[str]:
+def prune(out_dir: Path, keep: set[str], under: str, *, keep_newer_than: float | None = None) -> list[str]:
     """Remove generated files below ``out_dir/under`` that are not in ``keep``; return what was removed.
 
     ``keep`` holds paths relative to ``out_dir`` (``"tags/shizheng.atom"``); paths relative to ``under``
     (``"shizheng.atom"``) are accepted too. Only generated file types (``.atom``, ``.rss``, ``.html`` …) and
     leftover temporary files are removed; symlinks are never followed; folders left empty are removed.
     The returned paths are relative to ``out_dir``, POSIX style, sorted.
+
+    Other processes may write here at the same time: a temporary file younger than ``STALE_TEMP_SECONDS``
+    is someone's write in progress, and a file modified after ``keep_newer_than`` (when the caller made its
+    ``keep`` list) was written by a writer that knew better; both stay.
     """
+    now = time.time()
     base = safe_relpath(under)
     root = out_dir.joinpath(*base.parts)
     if not root.is_dir() or root.is_symlink():
@@ -94,6 +106,14 @@ def prune(out_dir: Path, keep: set[str], under: str) -> list[str]:
             if rel in keep or rel_inside in keep:
                 continue
             if not (name.startswith(TEMP_PREFIX) or path.suffix in GENERATED_SUFFIXES):
+                continue
+            try:
+                mtime = path.lstat().st_mtime
+            except FileNotFoundError:
+                continue
+            if name.startswith(TEMP_PREFIX) and now - mtime < STALE_TEMP_SECONDS:
+                continue
+            if keep_newer_than is not None and not name.startswith(TEMP_PREFIX) and mtime >= keep_newer_than:
                 continue
             try:
                 path.unlink()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
-MIN_ITEMS = 200  # fewer changed items than this are normalized in-process (starting workers costs ~1 s)
+MIN_ITEMS = 1000  # fewer changed items than this are normalized in-process (starting workers costs ~1 s)
 POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
 Result = tuple[Article | None, str | None]  # the article, or the ParseError's reason
 
@@ -91,13 +91,22 @@ def normalize_all(
     pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
     finished = False
     try:
-        source = itertools.chain(head, it)
-        while True:
+        def fill() -> None:
             while len(pending) < n * 2:
-                chunk = list(itertools.islice(source, CHUNK))
+                chunk = list(itertools.islice(it, CHUNK))
                 if not chunk:
-                    break
+                    return
                 pending.append(([t for t, _ in chunk], pool.apply_async(_work, ([r for _, r in chunk],))))
+
+        # the workers take a second to start: the first items are normalized here meanwhile, so a sync
+        # makes progress (and can be stopped between files) from its first moment
+        fill()
+        for tag, raw in head:
+            if stop is not None and stop():
+                return
+            yield tag, normalize_one(raw, rules, tags)
+        while True:
+            fill()
             if not pending:
                 finished = True
                 return

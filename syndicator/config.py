@@ -70,6 +70,7 @@ class DatabaseSettings(_Section):
 class OutputSettings(_Section):
     dir: Path = Path("feeds")
     max_entries: int = Field(default=50, ge=1, le=10000)
+    files: bool = True  # with PostgreSQL outputs are also stored in the database; false: only there
 
 
 class SourceSettings(_Section):
@@ -112,6 +113,26 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     enabled: bool = True
+
+
+class ClusterSettings(_Section):
+    """Scale-out (`syndicator run --role worker|web` on PostgreSQL): how workers share the work."""
+
+    lease: str = "30s"  # a claimed poll/render/digest is another worker's after this long without renewal
+    tick: str = "1s"  # how often a worker asks the database for due work
+    poll_batch: int = Field(default=2, ge=1, le=1000)  # sources one worker claims per tick
+    render_batch: int = Field(default=500, ge=1, le=100000)  # outputs one worker claims per tick
+
+    @field_validator("lease", "tick")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+    def seconds(self, key: str) -> float:
+        """A duration setting in seconds."""
+        return parse_duration(str(getattr(self, key)))
 
 
 class NormalizeSettings(_Section):
@@ -164,6 +185,7 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")

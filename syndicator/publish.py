@@ -7,14 +7,15 @@ Every file is written atomically and only when its bytes change, so a no-op sync
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .config import Settings
 from .render.feeds import render_feed
 from .render.site import article_page_path, render_article_page, render_index, render_opml
-from .render.write import prune, write_if_changed
-from .storage.repo import Repository
+from .render.write import attach_store, attached_store, prune, remove, write_if_changed
+from .storage.repo import Repository, TagInfo
 from .types import FeedSpec, SiteInfo, Tag
 
 if TYPE_CHECKING:
@@ -31,25 +32,31 @@ def site_info(settings: Settings) -> SiteInfo:
 
 def feed_specs(settings: Settings, repo: Repository) -> list[FeedSpec]:
     """The "all" feed and one feed per tag, each with its newest entries."""
+    return [all_spec(settings, repo)] + [_tag_spec(settings, repo, t) for t in repo.tags()]
+
+
+def all_spec(settings: Settings, repo: Repository) -> FeedSpec:
+    """The feed of every story."""
     site = site_info(settings)
-    limit = settings.output.max_entries
-    specs = [FeedSpec(path="all", title=site.title, description=site.description or f"{site.title}：全部",
-                      entries=tuple(repo.feed_entries(None, limit, site.base_url)))]
-    for t in repo.tags():
-        specs.append(
-            FeedSpec(path=f"tags/{t.slug}", title=f"{t.name} · {site.title}", description=f"标签「{t.name}」的新闻",
-                     entries=tuple(repo.feed_entries(t.slug, limit, site.base_url)), tag=Tag(t.name, t.slug))
-        )
-    return specs
+    return FeedSpec(path="all", title=site.title, description=site.description or f"{site.title}：全部",
+                    entries=tuple(repo.feed_entries(None, settings.output.max_entries, site.base_url)))
+
+
+def _tag_spec(settings: Settings, repo: Repository, t: TagInfo) -> FeedSpec:
+    site = site_info(settings)
+    return FeedSpec(path=f"tags/{t.slug}", title=f"{t.name} · {site.title}", description=f"标签「{t.name}」的新闻",
+                    entries=tuple(repo.feed_entries(t.slug, settings.output.max_entries, site.base_url)),
+                    tag=Tag(t.name, t.slug))
 
 
 def publish(settings: Settings, repo: Repository, changes: Changes | None = None) -> int:
     """Write the outputs a set of changes touched (everything when ``changes`` is None); returns files written."""
     out: Path = settings.output.dir
+    attach_output_store(settings, repo)
     out.mkdir(parents=True, exist_ok=True)
-    if changes is not None and not changes and (out / "index.html").exists():
+    if changes is not None and not changes and _outputs_exist(out):
         return 0
-    if changes is not None and not (out / "index.html").exists():
+    if changes is not None and not _outputs_exist(out):
         changes = None  # a fresh output folder gets everything
     site = site_info(settings)
     specs = feed_specs(settings, repo)
@@ -80,12 +87,104 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
                 live.add(entry.story_id)
                 written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
         for gone in set(ids) - live:
-            page = out / article_page_path(gone)
-            if page.exists():
-                page.unlink()
+            if remove(out, article_page_path(gone)):
                 log.info("removed %s (story withdrawn)", article_page_path(gone))
         return written
     for chunk in range(0, len(ids), 500):
         for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
             written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
+    return written
+
+
+# -- scale-out: outputs in the database, and rendering one claimed output at a time ------------------
+
+
+def attach_output_store(settings: Settings, repo: Repository) -> None:
+    """With PostgreSQL every output is stored in the database too, so web nodes on any host can serve it."""
+    from .storage.outputs import DbOutputStore, stores_outputs
+
+    if stores_outputs(repo.engine):
+        attached = attached_store(settings.output.dir)
+        if attached is None or getattr(attached[0], "engine", None) is not repo.engine:
+            attach_store(settings.output.dir, DbOutputStore(repo.engine), files=settings.output.files)
+
+
+def _outputs_exist(out: Path) -> bool:
+    """Whether outputs were published before (else a sync publishes everything): in the folder and the store."""
+    attached = attached_store(out)
+    if attached is None:
+        return (out / "index.html").exists()
+    store, files = attached
+    return _stored(store, "index.html") and (not files or (out / "index.html").exists())
+
+
+def _stored(store: object, relpath: str) -> bool:
+    head = getattr(store, "head", None)
+    return head is None or head(relpath) is not None
+
+
+FEED_ALL, SITE = "feed:all", "site"
+FORMATS: tuple[Literal["atom", "rss"], ...] = ("atom", "rss")
+
+
+def render_keys(stories: set[str], tags: set[str]) -> list[str]:
+    """The render-lease keys a change touches: every changed story's page, its tags' feeds, all, the site."""
+    if not stories and not tags:
+        return []
+    return sorted({FEED_ALL, SITE} | {f"feed:tags/{t}" for t in tags} | {f"page:{i}" for i in stories})
+
+
+def tag_spec(settings: Settings, repo: Repository, slug: str) -> FeedSpec | None:
+    """The feed of one tag, or None when the tag has no live story (its files go)."""
+    for t in repo.tags():
+        if t.slug == slug:
+            return _tag_spec(settings, repo, t)
+    return None
+
+
+def publish_keys(settings: Settings, repo: Repository, keys: Iterable[str]) -> int:
+    """Render exactly the outputs named by claimed render-lease keys (see ``render_keys``); returns files changed.
+
+    A worker holding the lease of a key is the only one writing its files, so two workers never interleave
+    an older and a newer copy of the same output. Unlike ``publish`` nothing else is touched (no pruning of
+    other outputs): a tag that lost its last story removes its own feeds here.
+    """
+    out: Path = settings.output.dir
+    attach_output_store(settings, repo)
+    out.mkdir(parents=True, exist_ok=True)
+    site = site_info(settings)
+    written = 0
+    pages: list[str] = []
+    for key in sorted(set(keys)):
+        if key == FEED_ALL:
+            spec = all_spec(settings, repo)
+            for fmt in FORMATS:
+                written += write_if_changed(out, f"all.{fmt}", render_feed(spec, site, fmt))
+        elif key == SITE:
+            specs = feed_specs(settings, repo)
+            written += write_if_changed(out, "index.html", render_index(site, specs))
+            written += write_if_changed(out, "feeds.opml", render_opml(site, specs))
+        elif key.startswith("feed:tags/"):
+            slug = key.removeprefix("feed:tags/")
+            tag = tag_spec(settings, repo, slug)
+            for fmt in FORMATS:
+                rel = f"tags/{slug}.{fmt}"
+                if tag is None:
+                    if remove(out, rel):
+                        log.info("removed %s (tag has no stories)", rel)
+                else:
+                    written += write_if_changed(out, rel, render_feed(tag, site, fmt))
+        elif key.startswith("page:"):
+            pages.append(key.removeprefix("page:"))
+        else:
+            log.warning("render: unknown output key %r ignored", key)
+    for chunk in range(0, len(pages), 500):
+        ids = pages[chunk : chunk + 500]
+        live = set()
+        for entry in repo.entries_by_ids(ids, site.base_url):
+            live.add(entry.story_id)
+            written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
+        for gone in set(ids) - live:
+            if remove(out, article_page_path(gone)):
+                log.info("removed %s (story withdrawn)", article_page_path(gone))
     return written

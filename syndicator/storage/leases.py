@@ -41,6 +41,7 @@ from . import schema as m
 
 POLL, RENDER, DIGEST = "poll", "render", "digest"
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ class Leases:
         With ``s`` the request joins that session's transaction (e.g. the batch that changed the stories),
         so it is committed exactly when the change is.
         """
-        wanted = list(dict.fromkeys(keys))
+        wanted = sorted(set(keys))  # one lock order for every transaction: concurrent batches cannot deadlock
         if not wanted:
             return
 
@@ -146,6 +147,14 @@ class Leases:
             go(s)
         else:
             self._write(go, kind)
+
+    def requester(self, kind: str, keys_for: Callable[[_R], Iterable[str]]) -> Callable[[Session, _R], None]:
+        """A ``Repository.batch_hooks`` entry: requests ``keys_for(result)`` inside the batch's transaction."""
+
+        def hook(s: Session, result: _R) -> None:
+            self.request(kind, keys_for(result), s=s)
+
+        return hook
 
     def forget(self, kind: str, keep: Iterable[str]) -> int:
         """Remove the rows of ``kind`` whose key is not in ``keep`` and that nobody holds (sources removed from config)."""

@@ -7,7 +7,7 @@ together with its articles, so a crash in the middle means a free retry, never a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -86,6 +86,8 @@ class Repository:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # called inside each save_batch transaction, before commit (scale-out: render requests commit with it)
+        self.batch_hooks: list[Callable[[Session, BatchResult], None]] = []
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
@@ -177,6 +179,8 @@ class Repository:
                     self._withdraw(s, src.id, key, now, result, touched)
                 for story_id in sorted(touched):
                     self._refresh_story(s, story_id, now, result)
+                for hook in self.batch_hooks:
+                    hook(s, result)
         except DBAPIError as exc:
             raise StorageError(f"[{source}] database error: {exc.orig}") from None
         return result

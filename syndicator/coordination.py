@@ -25,10 +25,12 @@ import logging
 import os
 import socket
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from .config import Settings
@@ -40,6 +42,7 @@ from .storage.repo import BatchResult, Repository
 log = logging.getLogger(__name__)
 
 DigestJob = Callable[[date], object]  # builds (and sends) the digest of a local day
+DIGEST_CHECK_SECONDS = 5.0  # how often a worker asks whether the day's digest is due (it is rare work)
 
 
 def default_holder() -> str:
@@ -97,6 +100,7 @@ class Worker:
         self._held: dict[tuple[str, str], Lease] = {}
         self._held_lock = threading.Lock()
         self._digest_day: date | None = None
+        self._digest_next_check = 0.0
         self._stop = threading.Event()
         attach_output_store(settings, repo)
         # render requests commit with the batch that makes them necessary: a crash in between loses nothing
@@ -111,44 +115,75 @@ class Worker:
     def register(self) -> None:
         """Make the poll rows of the configured sources (new ones due now) and drop those of removed ones."""
         names = []
+        now = self.leases.now()
         for src in self.settings.sources:
             if src.enabled:
                 self.repo.ensure_source(src.name, src.type, str(src.path or src.url))
                 names.append(src.name)
-        self.leases.ensure(POLL, names, self.leases.now())
+                # first polls spread over one interval (at most a minute), not all at the same instant
+                spread = (zlib.crc32(src.name.encode()) % 1000) / 1000 * min(src.interval_seconds, 60.0)
+                self.leases.ensure(POLL, [src.name], now + timedelta(seconds=spread))
         self.leases.forget(POLL, names)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
-        """Tick until ``stop`` is set; leases being renewed in the background meanwhile."""
+        """Work until ``stop`` is set: polls in this thread, renders and the digest in another.
+
+        Two loops so that a long render (the front page reads every tag) never delays a due poll; each
+        takes its own claims, so they need no coordination beyond the leases. A third thread renews leases.
+        """
         stop = stop or self._stop
         self.register()
-        renewer = threading.Thread(target=self._renew_loop, args=(stop,), name="lease-renewer", daemon=True)
-        renewer.start()
+        threads = [
+            threading.Thread(target=self._renew_loop, args=(stop,), name="lease-renewer", daemon=True),
+            threading.Thread(target=self._loop, args=(stop, self.tick_renders), name="renderer", daemon=True),
+        ]
+        for t in threads:
+            t.start()
         log.info("worker %s: polling %d sources, lease %s", self.holder, len(self.settings.sources),
                  self.settings.cluster.lease)
         try:
-            while not stop.is_set():
-                try:
-                    report = self.tick(stop)
-                except SyndicatorError as exc:  # the database went away: try again next tick
-                    log.error("worker %s: %s", self.holder, exc)
-                    report = TickReport()
-                if not report.worked:
-                    stop.wait(self.tick_seconds)
+            self._loop(stop, self.tick_polls)
         finally:
             stop.set()
-            renewer.join(timeout=5)
+            for t in threads:
+                t.join(timeout=30)
             self._release_all()
 
+    def _loop(self, stop: threading.Event, step: Callable[[threading.Event | None], TickReport]) -> None:
+        while not stop.is_set():
+            try:
+                report = step(stop)
+            except SyndicatorError as exc:  # the database went away: try again next tick
+                log.error("worker %s: %s", self.holder, exc)
+                report = TickReport()
+            if not report.worked:
+                stop.wait(self.tick_seconds)
+
     def tick(self, stop: threading.Event | None = None) -> TickReport:
-        """One round: due polls (a few), then due renders, then the digest."""
+        """One round of everything: due polls (a few), then due renders, then the digest."""
+        report = self.tick_polls(stop)
+        rendered = self.tick_renders(stop)
+        report.renders, report.digests = rendered.renders, rendered.digests
+        report.lost += rendered.lost
+        report.errors += rendered.errors
+        return report
+
+    def tick_polls(self, stop: threading.Event | None = None) -> TickReport:
+        """Claim a few due polls and do them."""
         report = TickReport()
         for lease in self.leases.claim(POLL, limit=self.settings.cluster.poll_batch):
             if stop is not None and stop.is_set():
                 self.leases.release(lease)
                 continue
             self._poll(lease, report)
+        return report
+
+    def tick_renders(self, stop: threading.Event | None = None) -> TickReport:
+        """Claim the due renders and do them, then the digest when it is due."""
+        report = TickReport()
+        if stop is not None and stop.is_set():
+            return report
         renders = self.leases.claim(RENDER, limit=self.settings.cluster.render_batch)
         if renders:
             self._render(renders, report)
@@ -171,15 +206,18 @@ class Worker:
                         lease.previous_holder)
         log.info("%s: poll slot=%s holder=%s attempt=%d", src.name, lease.due_at.isoformat(), self.holder,
                  lease.attempts)
+        started = monotonic()
         with self._holding(lease):
             sync_report, _ = sync(self.settings, self.repo, names=[src.name], render=False)
         report.polls += 1
         report.errors.extend(e for s in sync_report.sources for e in s.errors)
-        now = self.leases.now()
+        # the database's time, without asking it again: claim time (expiry − lease length) + time spent
+        now = lease.expires_at - self.leases.ttl + timedelta(seconds=monotonic() - started)
         nxt = next_slot(lease.due_at, src.interval_seconds, now)
         skipped = int((nxt - lease.due_at) / timedelta(seconds=src.interval_seconds)) - 1
         if skipped > 0:
-            log.warning("%s: %d slot(s) skipped (workers are behind)", src.name, skipped)
+            log.warning("%s: %d slot(s) skipped after slot=%s (workers are behind)", src.name, skipped,
+                        lease.due_at.isoformat())
         if not self.leases.complete(lease, nxt):
             report.lost += 1
             log.warning("%s: lease lost during the poll (another worker took it over)", src.name)
@@ -202,6 +240,9 @@ class Worker:
 
     def _maybe_digest(self, report: TickReport) -> None:
         assert self.digest is not None
+        if monotonic() < self._digest_next_check:
+            return
+        self._digest_next_check = monotonic() + DIGEST_CHECK_SECONDS
         tz = ZoneInfo(self.settings.site.timezone)
         now = self.leases.now()
         today = now.astimezone(tz).date()

@@ -51,6 +51,15 @@ def load(tmp_path: Path, pg_url: str, sources: list[dict[str, object]], **extra:
     return config_mod.load(path)
 
 
+def polls_due_now(w: Worker) -> None:
+    """Make every poll due (registration spreads first polls over up to a minute)."""
+    from sqlalchemy import text
+
+    with w.leases.engine.begin() as conn:
+        conn.execute(text("UPDATE leases SET due_at = timezone('UTC', now()) - interval '1 second' "
+                          "WHERE kind = 'poll'"))
+
+
 def test_next_slot_keeps_the_grid_and_skips_missed_slots() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     assert next_slot(t0, 2, t0 + timedelta(seconds=0.5)) == t0 + timedelta(seconds=2)
@@ -77,6 +86,7 @@ def test_two_workers_share_polls_and_render_once(tmp_path: Path, pg_url: str) ->
     try:
         a.register()
         b.register()
+        polls_due_now(a)
         polled: dict[str, str] = {}
         for _ in range(4):
             for w in (a, b):
@@ -131,6 +141,7 @@ def test_withdrawn_story_and_emptied_tag_leave_the_store(tmp_path: Path, pg_url:
     w = Worker(settings, repo, holder="w:1")
     try:
         w.register()
+        polls_due_now(w)
         assert w.tick().polls == 1
         w.tick()
         store = DbOutputStore(repo.engine)
@@ -138,10 +149,7 @@ def test_withdrawn_story_and_emptied_tag_leave_the_store(tmp_path: Path, pg_url:
         assert pages
         for f in Path(str(sources[0]["path"])).iterdir():
             f.unlink()
-        with w.leases.engine.begin() as conn:  # make the source due again now
-            from sqlalchemy import text
-
-            conn.execute(text("UPDATE leases SET due_at = due_at - interval '2 hours' WHERE kind = 'poll'"))
+        polls_due_now(w)
         assert w.tick().polls == 1
         w.tick()
         left = store.all_etags()

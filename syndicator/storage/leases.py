@@ -25,9 +25,9 @@ SQLite runs one writer at a time (``BEGIN IMMEDIATE``) so the same code is corre
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, case, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -176,13 +176,27 @@ class Leases:
         return self._write(go, kind)
 
     # -- claims ---------------------------------------------------------------------------------
+    def _now_sql(self) -> Any:
+        """The current time inside a statement: the database's on PostgreSQL (no extra round trip)."""
+        if self._pg:
+            return func.timezone("UTC", func.now(), type_=m.UTCDateTime())
+        return literal(clock.now(), m.UTCDateTime())
+
+    def _expires_sql(self) -> Any:
+        if self._pg:
+            return func.timezone("UTC", func.now() + self.ttl, type_=m.UTCDateTime())
+        return literal(clock.now() + self.ttl, m.UTCDateTime())
+
     def claim(self, kind: str, limit: int = 1) -> list[Lease]:
-        """Claim up to ``limit`` due, free rows of ``kind`` (oldest due first); [] when there are none."""
+        """Claim up to ``limit`` due, free rows of ``kind`` (oldest due first); [] when there are none.
+
+        One statement: ``UPDATE leases … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) … RETURNING``.
+        """
 
         def go(s: Session) -> list[Lease]:
-            now = self.now(s)
-            q = (
-                select(m.Lease)
+            now = self._now_sql()
+            free = (
+                select(m.Lease.kind, m.Lease.key, m.Lease.holder.label("previous"))
                 .where(
                     m.Lease.kind == kind,
                     m.Lease.due_at.is_not(None),
@@ -192,19 +206,26 @@ class Leases:
                 .order_by(m.Lease.due_at, m.Lease.key)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
+                .subquery("free")
             )
-            claimed: list[Lease] = []
-            expires = now + self.ttl
-            for row in s.scalars(q):
-                previous = row.holder
-                row.holder, row.claimed_at, row.expires_at = self.holder, now, expires
-                row.token += 1
-                row.attempts += 1
-                assert row.due_at is not None
-                claimed.append(
-                    Lease(kind, row.key, row.due_at, row.token, row.seq, self.holder, expires, row.attempts, previous)
-                )
-            return claimed
+            stmt = update(m.Lease).values(
+                holder=self.holder, claimed_at=now, expires_at=self._expires_sql(),
+                token=m.Lease.token + 1, attempts=m.Lease.attempts + 1,
+            )
+            returning = (m.Lease.key, m.Lease.due_at, m.Lease.token, m.Lease.seq, m.Lease.expires_at,
+                         m.Lease.attempts)
+            if self._pg:
+                stmt = stmt.where(m.Lease.kind == free.c.kind, m.Lease.key == free.c.key)
+                rows: list[Any] = list(s.connection().execute(stmt.returning(*returning, free.c.previous)))
+            else:  # SQLite's RETURNING sees only the target table; its one writer at a time makes two steps safe
+                previous = {k: h for _, k, h in s.connection().execute(select(free))}
+                stmt = stmt.where(m.Lease.kind == kind, m.Lease.key.in_(list(previous)))
+                rows = [(*r, previous[r[0]]) for r in s.connection().execute(stmt.returning(*returning))]
+            leases = [
+                Lease(kind, key, due_at, token, seq, self.holder, expires, attempts, prev)
+                for key, due_at, token, seq, expires, attempts, prev in rows
+            ]
+            return sorted(leases, key=lambda x: (x.due_at, x.key))
 
         return self._write(go, kind)
 
@@ -212,19 +233,16 @@ class Leases:
         """Push the expiry out by the lease length; None when the lease was lost (taken over)."""
 
         def go(s: Session) -> Lease | None:
-            now = self.now(s)
-            expires = now + self.ttl
-            n = _rowcount(s.connection().execute(
+            row = s.connection().execute(
                 update(m.Lease)
                 .where(m.Lease.kind == lease.kind, m.Lease.key == lease.key, m.Lease.token == lease.token,
                        m.Lease.holder == self.holder)
-                .values(expires_at=expires)
-                .execution_options(synchronize_session=False)
-            ))
-            if not n:
+                .values(expires_at=self._expires_sql())
+                .returning(m.Lease.expires_at)
+            ).first()
+            if row is None:
                 return None
-            return Lease(lease.kind, lease.key, lease.due_at, lease.token, lease.seq, lease.holder, expires,
-                         lease.attempts, lease.previous_holder)
+            return replace(lease, expires_at=row[0] if row[0] is not None else lease.expires_at)
 
         return self._write(go, lease.kind)
 
@@ -236,16 +254,14 @@ class Leases:
         """
 
         def go(s: Session) -> bool:
-            now = self.now(s)
             n = _rowcount(s.connection().execute(
                 update(m.Lease)
                 .where(m.Lease.kind == lease.kind, m.Lease.key == lease.key, m.Lease.token == lease.token,
                        m.Lease.holder == self.holder)
                 .values(
-                    holder=None, expires_at=None, attempts=0, done_at=now, done_by=self.holder,
+                    holder=None, expires_at=None, attempts=0, done_at=self._now_sql(), done_by=self.holder,
                     due_at=case((m.Lease.seq == lease.seq, literal(next_due, m.UTCDateTime())), else_=m.Lease.due_at),
                 )
-                .execution_options(synchronize_session=False)
             ))
             return bool(n)
 
@@ -255,7 +271,9 @@ class Leases:
         """Give the work back undone (a stopping worker): free now, due again at ``retry_at`` or as it was."""
 
         def go(s: Session) -> bool:
-            values: dict[str, object] = {"holder": None, "expires_at": None}
+            # not done, not failed: the claim does not count as an attempt
+            values: dict[str, object] = {"holder": None, "expires_at": None,
+                                         "attempts": case((m.Lease.attempts > 0, m.Lease.attempts - 1), else_=0)}
             if retry_at is not None:
                 values["due_at"] = retry_at
             n = _rowcount(s.connection().execute(

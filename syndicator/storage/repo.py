@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock, dedup
@@ -91,6 +91,12 @@ class Repository:
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
+        try:
+            return self._ensure_source(name, type_, location)
+        except IntegrityError:  # another process registered it at the same moment (scale-out workers)
+            return self._ensure_source(name, type_, location)
+
+    def _ensure_source(self, name: str, type_: str, location: str | None) -> int:
         with self._session() as s, s.begin():
             src = s.scalar(select(m.Source).where(m.Source.name == name))
             if src is None:
@@ -153,6 +159,8 @@ class Repository:
         now = clock.now()
         try:
             with self._session() as s, s.begin():
+                if any(c.article is not None for c in changes):
+                    self._serialize_story_writes(s)
                 src = s.scalar(select(m.Source).where(m.Source.name == source))
                 if src is None:
                     raise StorageError(f"[{source}] source is not registered")
@@ -481,6 +489,18 @@ class Repository:
             }
 
     # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _serialize_story_writes(s: Session) -> None:
+        """Batches that add or change articles take turns (until their commit) on PostgreSQL.
+
+        Deduplication looks for the stories an article joins among *committed* rows; two workers storing
+        the same news at the same moment would each miss the other's and make two stories. Only the short
+        write transaction waits: reading and normalizing still run in parallel. SQLite's ``BEGIN IMMEDIATE``
+        already has one writer at a time.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(727002)"))
+
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 

@@ -9,8 +9,10 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -22,16 +24,10 @@ log = logging.getLogger("syndicator")
 
 
 def setup_logging(level: int = logging.INFO, fmt: str = "text") -> None:
-    """Logs go to stderr; human-readable by default."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    root.addHandler(handler)
-    root.setLevel(level)
-    for noisy in ("alembic", "waitress", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    """Logs go to stderr; human-readable by default, JSON lines with ``--log-format json``."""
+    from . import logs
+
+    logs.setup(level, fmt)
 
 
 class Ctx:
@@ -41,6 +37,7 @@ class Ctx:
         self.config_path = config_path
         self._settings: config_mod.Settings | None = None
         self._repo: Any = None
+        self.log_level: int = logging.INFO
 
     @property
     def settings(self) -> config_mod.Settings:
@@ -83,9 +80,11 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Config file (default ./config.yaml; also $SYNDICATOR_CONFIG).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="SYNDICATOR_LOG_FORMAT",
+              help="Log lines on stderr: text (default) or json (one object per line, with the source).")
 @click.version_option(__version__, prog_name="syndicator")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool) -> None:
+def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool, log_format: str) -> None:
     """syndicator: turn news archives and feeds into clean, deduplicated per-tag RSS/Atom feeds.
 
     \b
@@ -93,11 +92,15 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
       syndicator sync                 read every source, store articles, write feeds/
       syndicator serve                serve feeds/ at http://127.0.0.1:8080/
       syndicator articles --json      what is stored, one JSON object per line
+      syndicator run                  keep the feeds fresh on schedule and serve them (a service)
+      syndicator status               each source's state, last success, last error, next poll
     Every command reads config.yaml (or --config PATH / $SYNDICATOR_CONFIG).
     Exit codes: 0 ok, 1 a source or file failed, 2 bad config or usage.
     """
-    setup_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    setup_logging(level, log_format)
     ctx.obj = Ctx(config_path)
+    ctx.obj.log_level = level
 
 
 @main.command()
@@ -111,9 +114,29 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
 
     Prints one summary line at the end. Exit 1 when any source or file failed (the rest is still stored).
     """
-    from .sync import sync as run_sync
+    from .storage import locks
+    from .storage.locks import SYNC_LOCK
 
     settings, repo = obj.settings, obj.repo
+    # take turns with a running service (and other syncs): never two writers on the same files
+    wait = settings.schedule.seconds("lock_wait")
+    try:
+        turn = locks.acquire(repo.engine, SYNC_LOCK)
+    except StorageError:
+        click.echo(f"sync: another process (the service?) is syncing; waiting up to {settings.schedule.lock_wait} …",
+                   err=True)
+        try:
+            turn = locks.acquire(repo.engine, SYNC_LOCK, wait=wait)
+        except StorageError:
+            raise StorageError(f"gave up after {settings.schedule.lock_wait}: another process is still syncing "
+                               "this database (schedule.lock_wait sets how long to wait)") from None
+    with turn:
+        _sync_locked(settings, repo, names, full, no_progress)
+
+
+def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
+    from .sync import sync as run_sync
+
     if sys.stderr.isatty() and not no_progress:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -171,12 +194,94 @@ def serve(obj: Ctx, host: str | None, port: int | None) -> None:
 @click.pass_obj
 @handles_errors
 def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> None:
-    """List stored articles, newest first."""
+    """List stored articles, newest first; times are shown in the site timezone."""
+    tz = ZoneInfo(obj.settings.site.timezone)
     for row in obj.repo.iter_articles(tag=tag, limit=limit):
+        for key in ("published", "updated"):
+            if row.get(key):
+                row[key] = datetime.fromisoformat(row[key]).astimezone(tz).isoformat()
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             click.echo(f"{row['published'][:16]}  {row['id']}  {row['title']}  [{', '.join(row['tags'])}]")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default server.host).")
+@click.option("--port", type=int, default=None, help="Port (default server.port).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines on stderr: text or json (same as the global option).")
+@click.option("--role", type=click.Choice(["all", "worker", "web"]), default="all", show_default=True,
+              help="Scale-out on PostgreSQL: `worker` polls and renders, `web` only serves; any number of each.")
+@click.pass_obj
+@handles_errors
+def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None, role: str) -> None:
+    """Run as a service: poll each source when due, re-render what changed, serve the feeds.
+
+    \b
+    One process: the scheduler (every source on its `every:` or `cron:` schedule, failing sources backed
+    off) and, unless server.enabled is false, the HTTP server with /healthz and /metrics. Stops cleanly on
+    SIGTERM or Ctrl-C (exit 0). Only one `run` per database: a second one refuses to start.
+    \b
+    Several hosts on one PostgreSQL database (docs/SCALING.md): `--role worker` claims due polls, renders
+    and the digest through the database (any number of workers, nothing done twice); `--role web` serves
+    the outputs the workers stored in the database (no shared disk). SQLite refuses --role (exit 2).
+    """
+    from .service import run as run_service
+
+    if log_format is not None:
+        setup_logging(obj.log_level, log_format)
+    if role != "all":
+        from .roles import check_role, run_role
+
+        check_role(obj.settings, role)
+        run_role(obj.settings, role, host=host, port=port)
+        sys.exit(0)
+    settings, repo = obj.settings, obj.repo
+    sys.exit(run_service(settings, repo, host=host, port=port))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the service and each source.")
+@click.pass_obj
+@handles_errors
+def status(obj: Ctx, as_json: bool) -> None:
+    """Show whether the service runs and each source's state, last success, last error, next poll, articles."""
+    from .health import sources_table
+    from .scheduler import SERVICE_ROLE
+    from .storage.locks import RUN_LOCK, is_held
+
+    settings, repo = obj.settings, obj.repo
+    rows = sources_table(settings, repo)
+    info = repo.service_info(SERVICE_ROLE)
+    running = is_held(repo.engine, RUN_LOCK)
+    if as_json:
+        service = {"running": running, "holder": info.holder if info else None,
+                   "started_at": info.started_at.isoformat(timespec="seconds") if info else None,
+                   "last_tick_at": info.last_tick_at.isoformat(timespec="seconds") if info and info.last_tick_at else None}
+        click.echo(json.dumps({"service": service, "sources": rows}, ensure_ascii=False))
+        return
+    if running and info is not None:
+        tick = f", last tick {info.last_tick_at:%Y-%m-%d %H:%M:%S}" if info.last_tick_at else ""
+        click.echo(f"service: running ({info.holder}, since {info.started_at:%Y-%m-%d %H:%M:%S}{tick} UTC)")
+    elif running:
+        click.echo("service: running")
+    else:
+        last = f" (last: {info.holder}, stopped {info.stopped_at or info.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)" if info else ""
+        click.echo(f"service: not running{last}")
+
+    def when(value: str | None) -> str:
+        return value.replace("T", " ").removesuffix("+00:00") if value else "-"
+
+    header = ("SOURCE", "STATE", "LAST SUCCESS (UTC)", "NEXT DUE (UTC)", "ARTICLES", "LAST ERROR")
+    table = [header] + [
+        (r["name"], r["state"] + (f" ({r['consecutive_failures']}x)" if r["consecutive_failures"] else ""),
+         when(r["last_success"]), when(r["next_due"]), str(r["articles"]), r["last_error"] or "-")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
 
 
 @main.command("check-config")
@@ -190,6 +295,91 @@ def check_config(obj: Ctx) -> None:
     click.echo(f"output:   {s.output.dir}")
     for src in s.sources:
         click.echo(f"source:   {src.name} ({src.type}) {src.path or src.url} every {src.every}")
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "-"
+
+
+def _state_of(src: Any, st: Any) -> str:
+    """ok / failing / disabled: reason / never polled / off (enabled: false in config)."""
+    if st is None or st.last_attempt is None:
+        return "never polled" if src is None or src.enabled else "off"
+    if st.disabled_reason:
+        return f"disabled: {st.disabled_reason}"
+    if src is not None and not src.enabled:
+        return "off"
+    return "failing" if st.consecutive_failures else "ok"
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+@click.pass_context
+def sources(ctx: click.Context, as_json: bool) -> None:
+    """List sources: type, URL/path, state, last success, last error, failures, next due, ETag, items.
+
+    \b
+    syndicator sources              the table
+    syndicator sources check NAME   fetch once without storing; print what would be added
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    obj: Ctx = ctx.obj
+    try:
+        settings = obj.settings
+        stored = {st.name: st for st in obj.repo.source_status()}
+    except SyndicatorError as exc:
+        _fail(exc)
+    for src in settings.sources:
+        st = stored.get(src.name)
+        row = {
+            "name": src.name,
+            "type": src.type,
+            "location": (st.current_url if st is not None and st.current_url else None) or str(src.url or src.path),
+            "state": _state_of(src, st),
+            "last_success": _when(st.last_success if st else None),
+            "last_error": (st.last_error if st else None) or "",
+            "consecutive_failures": st.consecutive_failures if st else 0,
+            "next_due": _when(st.next_due if st else None),
+            "etag": (st.etag if st else None) or "",
+            "items": st.articles if st else 0,
+        }
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['name']}  ({row['type']})  {row['location']}")
+        click.echo(f"  state: {row['state']}   items: {row['items']}   failures: {row['consecutive_failures']}")
+        click.echo(f"  last success: {row['last_success']}   next due: {row['next_due']}   etag: {row['etag'] or '-'}")
+        if row["last_error"]:
+            click.echo(f"  last error: {row['last_error']}")
+
+
+@sources.command("check")
+@click.argument("name")
+@click.option("--limit", type=int, default=20, show_default=True, help="Show (and fetch pages for) at most N items.")
+@click.pass_obj
+@handles_errors
+def sources_check(obj: Ctx, name: str, limit: int) -> None:
+    """Fetch source NAME once, storing nothing, and print what a sync would add.
+
+    Exit 1 when the fetch fails (the one-line error says why).
+    """
+    from .poll import check
+
+    src = obj.settings.source(name)
+    if src.type == "archive":
+        raise ConfigError(f"source {name!r} is an archive; `sources check` fetches feed and html sources")
+    results = check(obj.settings, obj.repo, src, limit=limit)
+    new = sum(1 for c in results if c.article is not None and not c.stored)
+    for c in results:
+        if c.article is None:
+            click.echo(f"error   {c.key}: {c.error}")
+            continue
+        a = c.article
+        mark = "stored" if c.stored else "new"
+        click.echo(f"{mark:<7} {a.published:%Y-%m-%d %H:%M}  {a.title}  [{', '.join(a.tags)}]")
+        click.echo(f"        {a.link or c.key}")
+    click.echo(f"check: {src.name}: {len(results)} items, {new} would be added")
 
 
 def _main_path() -> Path:  # pragma: no cover - helper for python -m

@@ -73,6 +73,68 @@ class OutputSettings(_Section):
     files: bool = True  # with PostgreSQL outputs are also stored in the database; false: only there
 
 
+DEFAULT_USER_AGENT = "syndicator/0.1 (newsroom feed syndicator; polite poller)"
+
+
+class HttpSettings(_Section):
+    """Defaults of every remote source (``http:`` section); a source can override each one."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    timeout: float = Field(default=30.0, gt=0, le=3600)  # total deadline of one response, body included
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # counted on decompressed bytes
+    max_redirects: int = Field(default=5, ge=0, le=5)
+    max_retry_after: str = "24h"  # a Retry-After longer than this is capped
+    allow_private_networks: bool = False
+    allow_networks: list[str] = Field(default_factory=list)  # CIDRs exempt from the guard (one internal host)
+    min_interval: str = "1s"  # per host, between two requests of an html source's article pages
+    max_connections: int = Field(default=2, ge=1, le=16)  # per host, at once
+
+    @field_validator("max_retry_after", "min_interval")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {net!r} (use e.g. 10.1.2.3/32)") from exc
+        return v
+
+
+class Selectors(_Section):
+    """CSS selectors of an ``html`` source: listing ``item`` and its fields, article ``content``."""
+
+    item: str
+    title: str
+    link: str
+    date: str | None = None
+    summary: str | None = None
+    content: str | None = None  # on each article page: the body (fetched once per article)
+    remove: list[str] = Field(default_factory=list)  # junk inside ``content`` (share bars, ads …)
+
+
+class AuthSettings(_Section):
+    """HTTP basic auth; secrets come from environment variables, never from the config file."""
+
+    username: str | None = None
+    username_env: str | None = None
+    password_env: str
+
+    @model_validator(mode="after")
+    def _one_user(self) -> AuthSettings:
+        if (self.username is None) == (self.username_env is None):
+            raise ValueError("auth needs exactly one of `username` or `username_env`")
+        return self
+
+
 class SourceSettings(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     type: Literal["archive", "feed", "html"]
@@ -82,13 +144,49 @@ class SourceSettings(_Section):
     every: str = "15m"
     cron: str | None = None
     enabled: bool = True
+    # remote sources (feed, html); None means "the http: section's value"
+    user_agent: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    cookies: dict[str, str] = Field(default_factory=dict)
+    auth: AuthSettings | None = None
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+    connect_timeout: float | None = Field(default=None, gt=0, le=300)
+    verify: bool | str = True  # False, or a CA bundle path
+    allow_private_networks: bool | None = None
+    max_bytes: int | None = Field(default=None, ge=1024)
+    min_interval: str | None = None
+    max_connections: int | None = Field(default=None, ge=1, le=16)
+    selectors: Selectors | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v, re.IGNORECASE):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
+
+    @field_validator("min_interval")
+    @classmethod
+    def _min_interval(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
 
     @field_validator("every")
     @classmethod
     def _every(cls, v: str) -> str:
-        parse_duration(v)
+        if parse_duration(v) <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        # the scheduler checks each field when `run` starts; here only the shape
+        if v is not None and len(v.split()) != 5:
+            raise ValueError(f"not a crontab expression {v!r} (five fields: minute hour day month weekday)")
         return v
 
     @property
@@ -101,6 +199,8 @@ class SourceSettings(_Section):
             raise ValueError(f"source {self.name!r} of type archive needs `path`")
         if self.type in ("feed", "html") and not self.url:
             raise ValueError(f"source {self.name!r} of type {self.type} needs `url`")
+        if self.type == "html" and self.selectors is None:
+            raise ValueError(f"source {self.name!r} of type html needs `selectors` (item, title, link)")
         return self
 
 
@@ -115,15 +215,40 @@ class ServerSettings(_Section):
     enabled: bool = True
 
 
+class ScheduleSettings(_Section):
+    """How the service (`syndicator run`) schedules polls and backs off failing sources."""
+
+    tick: str = "1s"  # how often the scheduler asks the database which sources are due
+    jitter: float = Field(default=0.1, ge=0, le=1)  # random extra delay, as a fraction of the interval
+    backoff_base: str = "1m"  # first retry delay after a failure; doubles per consecutive failure
+    backoff_max: str = "6h"  # retry delays never exceed this
+    misfire_grace: str = "30s"  # a tick late by more than this is skipped (the next one catches up)
+    lock_wait: str = "10m"  # how long `sync` waits for the service's current sync before giving up
+
+    @field_validator("tick", "backoff_base", "backoff_max", "misfire_grace", "lock_wait")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+    def seconds(self, key: str) -> float:
+        """A duration setting in seconds."""
+        return parse_duration(str(getattr(self, key)))
+
+
 class ClusterSettings(_Section):
-    """Scale-out (`syndicator run --role worker|web` on PostgreSQL): how workers share the work."""
+    """Scale-out (`syndicator run --role worker|web` on PostgreSQL): how workers share the work.
+
+    Workers ask the database for due work every ``schedule.tick`` and back failing sources off like the
+    single-process service (``schedule.backoff_*``).
+    """
 
     lease: str = "30s"  # a claimed poll/render/digest is another worker's after this long without renewal
-    tick: str = "1s"  # how often a worker asks the database for due work
     poll_batch: int = Field(default=2, ge=1, le=1000)  # sources one worker claims per tick
     render_batch: int = Field(default=500, ge=1, le=100000)  # outputs one worker claims per tick
 
-    @field_validator("lease", "tick")
+    @field_validator("lease")
     @classmethod
     def _duration(cls, v: str) -> str:
         if parse_duration(v) <= 0:
@@ -185,6 +310,9 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     config_path: Path | None = None  # set by load(); not a config key users write
 

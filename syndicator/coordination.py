@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import zlib
@@ -34,7 +35,8 @@ from time import monotonic
 from zoneinfo import ZoneInfo
 
 from .config import Settings
-from .errors import ConfigError, SyndicatorError
+from .errors import ConfigError, Interrupted, SyndicatorError
+from .logs import source_context
 from .publish import attach_output_store, publish_keys, render_keys
 from .storage.leases import DIGEST, POLL, RENDER, Lease, Leases
 from .storage.repo import BatchResult, Repository
@@ -94,7 +96,8 @@ class Worker:
         self.repo = repo
         cluster = settings.cluster
         self.leases = Leases(repo.engine, holder or default_holder(), ttl=cluster.seconds("lease"))
-        self.tick_seconds = cluster.seconds("tick")
+        self.tick_seconds = settings.schedule.seconds("tick")
+        self._rng = random.Random()
         self.digest = digest
         self.digest_at = digest_at or time(7, 0)
         self._held: dict[tuple[str, str], Lease] = {}
@@ -132,7 +135,9 @@ class Worker:
         Two loops so that a long render (the front page reads every tag) never delays a due poll; each
         takes its own claims, so they need no coordination beyond the leases. A third thread renews leases.
         """
-        stop = stop or self._stop
+        if stop is not None:
+            self._stop = stop
+        stop = self._stop
         self.register()
         threads = [
             threading.Thread(target=self._renew_loop, args=(stop,), name="lease-renewer", daemon=True),
@@ -193,6 +198,7 @@ class Worker:
 
     # -- work -----------------------------------------------------------------------------------
     def _poll(self, lease: Lease, report: TickReport) -> None:
+        from .scheduler import Timing, next_due  # the service's backoff, shared (imports APScheduler)
         from .sync import sync  # sync imports the source modules; keep this module light
 
         try:
@@ -200,27 +206,43 @@ class Worker:
         except ConfigError:
             self.leases.complete(lease, None)  # removed from config since the row was made
             return
-        if lease.attempts > 1:
-            report.takeovers += 1
-            log.warning("%s: taking over from %s (its lease ran out); polling again", src.name,
-                        lease.previous_holder)
-        log.info("%s: poll slot=%s holder=%s attempt=%d", src.name, lease.due_at.isoformat(), self.holder,
-                 lease.attempts)
-        started = monotonic()
-        with self._holding(lease):
-            sync_report, _ = sync(self.settings, self.repo, names=[src.name], render=False)
-        report.polls += 1
-        report.errors.extend(e for s in sync_report.sources for e in s.errors)
-        # the database's time, without asking it again: claim time (expiry − lease length) + time spent
-        now = lease.expires_at - self.leases.ttl + timedelta(seconds=monotonic() - started)
-        nxt = next_slot(lease.due_at, src.interval_seconds, now)
-        skipped = int((nxt - lease.due_at) / timedelta(seconds=src.interval_seconds)) - 1
-        if skipped > 0:
-            log.warning("%s: %d slot(s) skipped after slot=%s (workers are behind)", src.name, skipped,
-                        lease.due_at.isoformat())
-        if not self.leases.complete(lease, nxt):
-            report.lost += 1
-            log.warning("%s: lease lost during the poll (another worker took it over)", src.name)
+        with source_context(src.name):
+            if lease.attempts > 1:
+                report.takeovers += 1
+                log.warning("%s: taking over from %s (its lease ran out); polling again", src.name,
+                            lease.previous_holder)
+            log.info("%s: poll slot=%s holder=%s attempt=%d", src.name, lease.due_at.isoformat(), self.holder,
+                     lease.attempts)
+            started = monotonic()
+            try:
+                with self._holding(lease):
+                    sync_report, _ = sync(self.settings, self.repo, names=[src.name], render=False,
+                                          stop=self._stop.is_set)
+            except Interrupted:
+                self.leases.release(lease)  # stopping: the slot stays due for the other workers
+                return
+            report.polls += 1
+            report.errors.extend(e for s in sync_report.sources for e in s.errors)
+            # the database's time, without asking it again: claim time (expiry − lease length) + time spent
+            now = lease.expires_at - self.leases.ttl + timedelta(seconds=monotonic() - started)
+            failures, _ = self.repo.schedule_state(src.name)
+            sr = sync_report.sources[0] if sync_report.sources else None
+            if failures:  # back off like the single-process service; the grid restarts after recovery
+                nxt = next_due(src, failures, now, Timing.from_settings(self.settings), self._rng)
+                log.warning("%s: failed %d time(s) in a row; retrying at %s", src.name, failures,
+                            nxt.isoformat(timespec="seconds"))
+            else:
+                nxt = next_slot(lease.due_at, src.interval_seconds, now)
+                skipped = round((nxt - lease.due_at) / timedelta(seconds=src.interval_seconds)) - 1
+                if skipped > 0:
+                    log.warning("%s: %d slot(s) skipped after slot=%s (workers are behind)", src.name, skipped,
+                                lease.due_at.isoformat())
+            if sr is not None and sr.next_due is not None and sr.next_due > nxt:  # Retry-After, a feed's ttl
+                nxt = sr.next_due
+            self.repo.set_next_due(src.name, nxt)  # what `syndicator status` shows
+            if not self.leases.complete(lease, nxt):
+                report.lost += 1
+                log.warning("%s: lease lost during the poll (another worker took it over)", src.name)
 
     def _render(self, leases: list[Lease], report: TickReport) -> None:
         with self._holding(*leases):

@@ -155,6 +155,10 @@ class SourceReport:
     skipped: int = 0
     withdrawn: int = 0
     errors: list[str] = field(default_factory=list)
+    # remote sources (feed, html)
+    next_due: datetime | None = None  # when the next poll is due (interval, back-off or Retry-After)
+    fetch_error: str | None = None  # the source as a whole failed: recorded as a failed attempt
+    disabled: str | None = None  # not polled at all: the source is disabled (410 Gone …) for this reason
 
 
 @dataclass(slots=True)

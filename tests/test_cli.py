@@ -77,7 +77,7 @@ def test_articles_json_fields(config_file: Path) -> None:
         assert key in row
     assert row["title"] == SEED_TITLE
     assert row["source_path"] == SEED_FILE.name
-    assert row["published"] == "2019-02-24T22:24:00+00:00"
+    assert row["published"] == "2019-02-25T06:24:00+08:00"
     assert row["author"] == "蒲双静" and row["submitter"] == "wetech"
     assert "安全生产" in row["tags"] and "重庆频道" in row["tags"]
     code, out, _ = run(config_file, "articles", "--tag", "安全生产", "--json", "--limit", "5")

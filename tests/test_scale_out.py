@@ -132,7 +132,8 @@ def cluster_config(tmp_path: Path, pg_url: str, sources: list[dict[str, object]]
     path = write_config(tmp_path, tmp_path, db_url=pg_url)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["sources"] = sources
-    data["cluster"] = {"lease": "3s", "tick": "0.2s", "poll_batch": 1, **cluster}
+    data["cluster"] = {"lease": "3s", "poll_batch": 1, **cluster}
+    data["schedule"] = {"tick": "0.2s"}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 

@@ -34,6 +34,25 @@ class FileState:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchState:
+    """A remote source's HTTP state: what to send next time, where it now lives, whether it is disabled.
+
+    ``consecutive_failures`` is read-only here (``record_attempt`` keeps it).
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+    current_url: str | None = None
+    configured_url: str | None = None
+    last_status: int | None = None
+    redirect_target: str | None = None
+    redirect_count: int = 0
+    interval_seconds: int | None = None
+    disabled_reason: str | None = None
+    consecutive_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ItemChange:
     """One key of a source as just seen: its new state, and its article when it was (re)parsed."""
 
@@ -79,6 +98,8 @@ class SourceStatus:
     etag: str | None
     articles: int
     disabled_reason: str | None
+    current_url: str | None = None
+    last_status: int | None = None
 
 
 class Repository:
@@ -148,13 +169,56 @@ class Repository:
                 SourceStatus(
                     src.name, src.type, src.location, st.last_attempt, st.last_success, st.last_error,
                     st.consecutive_failures or 0, st.next_due, st.etag, int(counts.get(src.id, 0)), st.disabled_reason,
+                    st.current_url, st.last_status,
                 )
                 for src, st in rows
             ]
 
+    def fetch_state(self, source: str) -> FetchState:
+        """The stored HTTP state of a remote source (empty for a new one)."""
+        with self._session() as s:
+            st = self._state(s, source)
+            return FetchState(
+                etag=st.etag, last_modified=st.last_modified, current_url=st.current_url,
+                configured_url=st.configured_url, last_status=st.last_status, redirect_target=st.redirect_target,
+                redirect_count=st.redirect_count or 0, interval_seconds=st.interval_seconds,
+                disabled_reason=st.disabled_reason, consecutive_failures=st.consecutive_failures or 0,
+            )
+
+    def save_fetch_state(self, source: str, state: FetchState) -> None:
+        """Store a remote source's HTTP state on its own (a 304, or a failed poll that changed it)."""
+        with self._session() as s, s.begin():
+            st = self._state(s, source)
+            self._put_fetch_state(s, st.source_id, state)
+
+    @staticmethod
+    def _put_fetch_state(s: Session, source_id: int, state: FetchState) -> None:
+        st = s.get(m.SourceState, source_id)
+        if st is None:  # pragma: no cover - ensure_source creates it
+            raise StorageError(f"source id {source_id} has no state row")
+        st.etag, st.last_modified, st.current_url = state.etag, state.last_modified, state.current_url
+        st.configured_url, st.last_status = state.configured_url, state.last_status
+        st.redirect_target, st.redirect_count = state.redirect_target, state.redirect_count
+        st.interval_seconds, st.disabled_reason = state.interval_seconds, state.disabled_reason
+
+    def article_keys(self, source: str) -> set[str]:
+        """Keys of the source that already have a stored article (html pages are not fetched again)."""
+        with self._session() as s:
+            return set(
+                s.scalars(
+                    select(m.Article.key).join(m.Source, m.Source.id == m.Article.source_id).where(m.Source.name == source)
+                )
+            )
+
     # -- the batch ------------------------------------------------------------------------------
-    def save_batch(self, source: str, changes: Sequence[ItemChange], deleted: Iterable[str] = ()) -> BatchResult:
-        """Apply one source's changes in one transaction; returns what changed (for re-rendering)."""
+    def save_batch(
+        self, source: str, changes: Sequence[ItemChange], deleted: Iterable[str] = (), *,
+        fetch_state: FetchState | None = None,
+    ) -> BatchResult:
+        """Apply one source's changes in one transaction; returns what changed (for re-rendering).
+
+        ``fetch_state`` (a remote source's ETag, URL …) is committed in the same transaction as its articles.
+        """
         result = BatchResult()
         now = clock.now()
         try:
@@ -187,6 +251,8 @@ class Repository:
                     self._withdraw(s, src.id, key, now, result, touched)
                 for story_id in sorted(touched):
                     self._refresh_story(s, story_id, now, result)
+                if fetch_state is not None:
+                    self._put_fetch_state(s, src.id, fetch_state)
                 for hook in self.batch_hooks:
                     hook(s, result)
         except DBAPIError as exc:
@@ -518,3 +584,64 @@ class Repository:
                 .where(m.SourceState.source_id == select(m.Source.id).where(m.Source.name == source).scalar_subquery())
                 .values(next_due=when)
             )
+
+    # -- the service (`syndicator run`) ---------------------------------------------------------
+    def due_sources(self, names: Sequence[str], now: datetime) -> list[str]:
+        """Of ``names``, the sources whose next poll is due (never polled, or next_due ≤ now), oldest first."""
+        if not names:
+            return []
+        with self._session() as s:
+            rows = s.execute(
+                select(m.Source.name, m.SourceState.next_due)
+                .join(m.SourceState, m.SourceState.source_id == m.Source.id)
+                .where(m.Source.name.in_(list(names)))
+                .where(m.SourceState.next_due.is_(None) | (m.SourceState.next_due <= now))
+            ).all()
+        epoch = datetime.min.replace(tzinfo=now.tzinfo)
+        return [n for n, _ in sorted(rows, key=lambda r: (r[1] or epoch, r[0]))]
+
+    def schedule_state(self, source: str) -> tuple[int, datetime | None]:
+        """(consecutive failures, next due) of a registered source."""
+        with self._session() as s:
+            st = self._state(s, source)
+            return st.consecutive_failures or 0, st.next_due
+
+    def service_started(self, role: str, holder: str) -> None:
+        """Record that ``holder`` (host:pid) now runs ``role``; call while holding the service lock."""
+        now = clock.now()
+        with self._session() as s, s.begin():
+            row = s.get(m.ServiceInstance, role)
+            if row is None:
+                s.add(m.ServiceInstance(role=role, holder=holder, started_at=now, heartbeat_at=now))
+            else:
+                row.holder, row.started_at, row.heartbeat_at = holder, now, now
+                row.last_tick_at, row.stopped_at = None, None
+
+    def service_ticked(self, role: str) -> None:
+        now = clock.now()
+        with self._session() as s, s.begin():
+            s.execute(update(m.ServiceInstance).where(m.ServiceInstance.role == role)
+                      .values(heartbeat_at=now, last_tick_at=now))
+
+    def service_stopped(self, role: str) -> None:
+        with self._session() as s, s.begin():
+            s.execute(update(m.ServiceInstance).where(m.ServiceInstance.role == role).values(stopped_at=clock.now()))
+
+    def service_info(self, role: str) -> ServiceInfo | None:
+        with self._session() as s:
+            row = s.get(m.ServiceInstance, role)
+            if row is None:
+                return None
+            return ServiceInfo(row.role, row.holder, row.started_at, row.heartbeat_at, row.last_tick_at, row.stopped_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """Who last ran a service role on this database (the lock says whether it still runs)."""
+
+    role: str
+    holder: str
+    started_at: datetime
+    heartbeat_at: datetime
+    last_tick_at: datetime | None
+    stopped_at: datetime | None

@@ -70,6 +70,12 @@ class SourceState(Base):
     next_due: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[str | None] = mapped_column(Text)  # JSON for source-specific state (redirect counts …)
+    # remote sources (migration 0004)
+    configured_url: Mapped[str | None] = mapped_column(Text)  # the URL in config when current_url was derived
+    last_status: Mapped[int | None] = mapped_column(Integer)  # HTTP status of the last response
+    redirect_target: Mapped[str | None] = mapped_column(Text)  # where the last permanent redirects pointed
+    redirect_count: Mapped[int | None] = mapped_column(Integer)  # how many polls in a row they did
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)  # polling interval after max-age / <ttl>
 
 
 class SourceItem(Base):
@@ -180,6 +186,21 @@ class Output(Base):
     etag: Mapped[str] = mapped_column(String(80))
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     content: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ServiceInstance(Base):
+    """Who runs a service role (``scheduler``) on this database, and since when: `status` and /healthz read it.
+
+    The lock itself is an OS file lock (SQLite) or an advisory lock (PostgreSQL); this row only reports.
+    """
+
+    __tablename__ = "service_instances"
+    role: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(300))  # host:pid
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Lease(Base):

@@ -237,8 +237,12 @@ class Worker:
                 if skipped > 0:
                     log.warning("%s: %d slot(s) skipped after slot=%s (workers are behind)", src.name, skipped,
                                 lease.due_at.isoformat())
-            if sr is not None and sr.next_due is not None and sr.next_due > nxt:  # Retry-After, a feed's ttl
-                nxt = sr.next_due
+            if sr is not None and sr.next_due is not None and sr.next_due > nxt:
+                # a server's Retry-After, or a feed's ttl / max-age that lengthens the interval; a plain
+                # "every" from the poll's end would only pull the source off its grid of slots
+                lengthened = sr.next_due > now + timedelta(seconds=src.interval_seconds)
+                if failures or lengthened:
+                    nxt = sr.next_due
             self.repo.set_next_due(src.name, nxt)  # what `syndicator status` shows
             if not self.leases.complete(lease, nxt):
                 report.lost += 1

@@ -19,6 +19,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import CORPUS, write_config
+from sources.conftest import Reply, Request, Web
 
 from syndicator import config as config_mod
 from syndicator.render.write import detach_store, etag_of
@@ -74,6 +76,7 @@ class Node:
 
     def __init__(self, config: Path, role: str, port: int = 0) -> None:
         self.role, self.port = role, port
+        self.terminated = False
         self.proc = subprocess.Popen([sys.executable, "-c", NODE, str(config), role, str(port)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
@@ -90,7 +93,9 @@ class Node:
         return [(m[1], m[2], m[3], int(m[4])) for line in list(self.lines) if (m := POLL_LINE.search(line))]
 
     def terminate(self) -> None:
-        if self.proc.poll() is None:
+        """One SIGTERM (a second one could land while the interpreter exits, with the default handler back)."""
+        if self.proc.poll() is None and not self.terminated:
+            self.terminated = True
             self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 20) -> int:
@@ -128,11 +133,12 @@ def posts(n: int, skip: int) -> list[Path]:
     return sorted((CORPUS / "posts").glob("*.md"))[skip : skip + n]
 
 
-def cluster_config(tmp_path: Path, pg_url: str, sources: list[dict[str, object]], **cluster: object) -> Path:
+def cluster_config(tmp_path: Path, pg_url: str, sources: list[dict[str, object]], **extra: object) -> Path:
     path = write_config(tmp_path, tmp_path, db_url=pg_url)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["sources"] = sources
-    data["cluster"] = {"lease": "3s", "poll_batch": 1, **cluster}
+    data.update(extra)
+    data["cluster"] = {"lease": "3s", "poll_batch": 1}
     data["schedule"] = {"tick": "0.2s"}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -146,12 +152,13 @@ def make_folder(tmp_path: Path, name: str, files: list[Path]) -> Path:
     return folder
 
 
-def reference(tmp_path: Path, sources: list[dict[str, object]]) -> set[tuple[str, str, str]]:
+def reference(tmp_path: Path, sources: list[dict[str, object]], **extra: object) -> set[tuple[str, str, str]]:
     """What one process syncing the same folders into SQLite stores: (source, article id, story id)."""
     (tmp_path / "ref").mkdir(exist_ok=True)
     path = write_config(tmp_path / "ref", tmp_path, db_url=f"sqlite:///{tmp_path / 'ref' / 'ref.db'}")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["sources"] = sources
+    data.update(extra)
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     settings = config_mod.load(path)
     repo = Repository(open_database(settings.database.url))
@@ -191,16 +198,69 @@ def assert_consistent(pg_url: str) -> None:
     engine.dispose()
 
 
-def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str) -> None:
+class Desks:
+    """The partner feeds: one RSS document per desk on a real local server (ETag, 304), growing on demand."""
+
+    def __init__(self, web: Web, count: int) -> None:
+        self.web = web
+        self.items: dict[int, list[tuple[str, str, str]]] = {i: [] for i in range(count)}
+        for i in range(count):
+            for n in range(2):
+                self.add(i, f"desk{i:02d}-{n}")
+            web.route(self.path(i), lambda req, i=i: self.reply(i, req))
+
+    @staticmethod
+    def path(i: int) -> str:
+        return f"/desk{i:02d}.xml"
+
+    def add(self, i: int, story: str) -> None:
+        """A news item; the same ``story`` on two desks is the same article link (one story)."""
+        n = len(self.items[i])
+        text = f"{story}：重庆市应急管理局通报第{n + 1}条消息，安全生产检查覆盖{len(story) * 7}家企业，复工复产有序推进。"
+        self.items[i].append((story, f"https://news.example.cn/{story}.html", text))
+
+    def document(self, i: int) -> bytes:
+        entries = "".join(
+            f"<item><title>{story} 安全生产通报</title><link>{link}</link><guid>{link}</guid>"
+            f"<pubDate>Mon, 25 Feb 2019 0{k % 10}:{k % 60:02d}:00 +0800</pubDate><description>{text}</description></item>"
+            for k, (story, link, text) in enumerate(self.items[i])
+        )
+        return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>desk {i}</title>'
+                f"<link>https://news.example.cn/</link><description>d</description>{entries}</channel></rss>").encode()
+
+    def reply(self, i: int, req: Request) -> Reply:
+        data = self.document(i)
+        etag = f'"{etag_of(data)[1:17]}"'
+        if req.headers.get("If-None-Match") == etag:
+            return Reply(304, {"ETag": etag}, b"")
+        return Reply(200, {"Content-Type": "application/rss+xml; charset=utf-8", "ETag": etag}, data)
+
+    def requests(self, i: int) -> int:
+        return len(self.web.requests(self.path(i)))
+
+
+@pytest.fixture
+def feed_server() -> Iterator[Web]:
+    """A real HTTP server on 127.0.0.1 that counts every request per path."""
+    w = Web()
+    w.thread.start()
+    yield w
+    w.server.shutdown()
+    w.server.server_close()
+
+
+def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str, feed_server: Web) -> None:
     n_sources, every, run_for = 30, 2.0, 60.0
-    all_posts = posts(2 * n_sources + 12, 0)
+    web = feed_server
+    desks = Desks(web, n_sources)
     sources = [
-        {"name": f"desk{i:02d}", "type": "archive", "timezone": "Asia/Shanghai", "every": "2s",
-         "path": str(make_folder(tmp_path, f"desk{i:02d}", all_posts[2 * i : 2 * i + 2]))}
+        {"name": f"desk{i:02d}", "type": "feed", "url": web.url(desks.path(i)), "timezone": "Asia/Shanghai",
+         "every": "2s"}
         for i in range(n_sources)
     ]
-    config = cluster_config(tmp_path, pg_url, sources)
-    # the desks' archives are already stored (one `syndicator sync`); the cluster takes over from there
+    # 30 partners on one local host: no per-host pause between their requests (each is a different desk)
+    config = cluster_config(tmp_path, pg_url, sources, allow_private_networks=True, http={"min_interval": "0s"})
+    # the desks' first items are already stored (one `syndicator sync`); the cluster takes over from there
     repo = Repository(open_database(pg_url))
     sync(config_mod.load(config), repo)
     detach_store(config_mod.load(config).output.dir)
@@ -216,17 +276,17 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str) -
             assert time.monotonic() < ready, "the workers never started"
             time.sleep(0.1)
         started, started_at = time.monotonic(), datetime.now(UTC)
-        extra = all_posts[2 * n_sources :]
         added = False
+        before = {i: desks.requests(i) for i in range(n_sources)}
         seen_by_web = 0
         while time.monotonic() - started < run_for:
             time.sleep(1)
             if not added and time.monotonic() - started > run_for / 3:
-                # news arrives while everything runs: 10 new posts, and one post carried by two desks
-                for i, post in enumerate(extra[:10]):
-                    shutil.copy2(post, Path(str(sources[i]["path"])) / post.name)
-                shutil.copy2(extra[10], Path(str(sources[20]["path"])) / extra[10].name)
-                shutil.copy2(extra[10], Path(str(sources[21]["path"])) / extra[10].name)
+                # news arrives while everything runs: 10 new items, and one story carried by two desks
+                for i in range(10):
+                    desks.add(i, f"desk{i:02d}-late")
+                desks.add(20, "wire-shared")
+                desks.add(21, "wire-shared")
                 added = True
             for port in ports:
                 if get(port, "/all.atom")[0] == 200:
@@ -250,6 +310,10 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str) -
     for name, slot, _holder, _ in polls:
         per_source.setdefault(name, []).append(datetime.fromisoformat(slot))
     assert sorted(per_source) == [s["name"] for s in sources]
+    # each logged poll is one request the desk's server answered: none polled without being counted
+    for i in range(n_sources):
+        logged = len(per_source[f"desk{i:02d}"])
+        assert desks.requests(i) - before[i] == logged, f"desk{i:02d}: requests ≠ polls"
     # after the start every slot of every source, to the last full slot before the stop, was polled once,
     # or — when the workers fell behind — declared skipped by the worker that polled the slot before it
     skipped: dict[str, set[datetime]] = {}
@@ -283,8 +347,8 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str) -
     # no duplicate articles or stories: the same rows as one process syncing the same folders
     stored = stored_articles(pg_url)
     assert len(stored) == len(set(stored))
-    expected_rows = reference(tmp_path, sources)
-    assert len(expected_rows) >= 2 * n_sources + 10
+    expected_rows = reference(tmp_path, sources, allow_private_networks=True, http={"min_interval": "0s"})
+    assert len(expected_rows) == 2 * n_sources + 12
     assert {r[:2] for r in stored} == {r[:2] for r in expected_rows}
     assert grouping(stored) == grouping(expected_rows)
     carried = [story for source, _, story in stored if source in ("desk20", "desk21")]

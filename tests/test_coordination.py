@@ -182,3 +182,57 @@ def test_digest_of_a_day_is_built_once(tmp_path: Path, pg_url: str) -> None:
             w.close()
             w.repo.engine.dispose()
         detach_store(settings.output.dir)
+
+
+def test_cli_run_role_refused_on_sqlite(tmp_path: Path, archive: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = write_config(tmp_path, archive)
+    for role in ("worker", "web"):
+        r = subprocess.run([sys.executable, "-m", "syndicator", "--config", str(cfg), "run", "--role", role],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "needs PostgreSQL" in r.stderr and "database.url" in r.stderr
+
+
+def test_cli_run_role_web_serves_and_stops(tmp_path: Path, archive: Path, pg_url: str) -> None:
+    import http.client
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time as time_mod
+
+    from syndicator.sync import sync
+
+    cfg = write_config(tmp_path, archive, db_url=pg_url)
+    settings = config_mod.load(cfg)
+    repo = Repository(open_database(pg_url))
+    sync(settings, repo)  # a single process on PostgreSQL stores its outputs for web nodes too
+    detach_store(settings.output.dir)
+    expected = DbOutputStore(repo.engine).get("all.atom")
+    repo.engine.dispose()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "syndicator", "--config", str(cfg), "run", "--role", "web",
+                             "--host", "127.0.0.1", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time_mod.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/all.atom")
+                resp = conn.getresponse()
+                body = resp.read()
+                break
+            except OSError:
+                assert time_mod.monotonic() < deadline, "the web node never answered"
+                time_mod.sleep(0.2)
+        assert expected is not None and resp.status == 200
+        assert body == expected.data and resp.getheader("ETag") == expected.etag
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

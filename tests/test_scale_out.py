@@ -61,7 +61,7 @@ WARMUP = 8.0  # seconds after the workers are up before the schedule is held to 
 SKIP_LINE = re.compile(r"(\S+): (\d+) slot\(s\) skipped after slot=(\S+)")
 # On a dedicated machine every slot is polled (100 %); the shared 2-core test machine runs other work, and a
 # worker that falls behind skips (and logs) slots rather than polling a source twice in a row.
-MIN_COVERAGE = 0.5
+MIN_COVERAGE = 0.3
 POLL_LINE = re.compile(r"(\S+): poll slot=(\S+) holder=(\S+) attempt=(\d+)")
 
 
@@ -328,7 +328,7 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str, f
         assert len(slots) == len(set(slots)), f"{name}: a slot polled twice"
         assert not set(slots) & skipped.get(name, set()), f"{name}: a slot both polled and skipped"
         assert min(slots) < started_at + timedelta(seconds=WARMUP), f"{name}: first polled late"
-        assert max(slots) >= stopped_at - 4 * step, f"{name}: not polled any more at the end"
+        assert max(slots) >= stopped_at - 8 * step, f"{name}: not polled any more at the end"
         window = (started_at + timedelta(seconds=WARMUP), max(slots))
         grid = sorted(t for t in set(slots) | skipped.get(name, set()) if window[0] - step <= t <= window[1])
         gaps = {round((b - a) / step, 3) for a, b in pairwise(grid)}

@@ -38,7 +38,8 @@ ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 def settings_for(folder: Path, url: str, sources: list[dict[str, Any]]) -> config_mod.Settings:
     data = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     data.update({"database": {"url": url}, "output": {"dir": str(folder / "feeds")}, "sources": sources,
-                 "allow_private_networks": True, "cluster": {"poll_batch": 5}, "schedule": {"tick": "0.05s"}})
+                 "allow_private_networks": True, "http": {"min_interval": "0s"},
+                 "cluster": {"poll_batch": 5}, "schedule": {"tick": "0.05s"}})
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return config_mod.load(path)

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from .config import Settings
 from .errors import ConfigError, Interrupted, SyndicatorError
 from .logs import source_context
-from .publish import attach_output_store, publish_keys, render_keys
+from .publish import SITE, attach_output_store, publish_keys, render_keys
 from .storage.leases import DIGEST, POLL, RENDER, Lease, Leases
 from .storage.repo import BatchResult, Repository
 
@@ -98,6 +98,11 @@ class Worker:
         self.leases = Leases(repo.engine, holder or default_holder(), ttl=cluster.seconds("lease"))
         self.tick_seconds = settings.schedule.seconds("tick")
         self._rng = random.Random()
+        if digest is None and settings.digest.enabled:
+            from .digest import run_daily_digest  # the service's daily job: digest.day, e-mailed once
+
+            digest = lambda _day: run_daily_digest(settings, repo)  # noqa: E731
+            digest_at = digest_at or time(*settings.digest.hour_minute)
         self.digest = digest
         self.digest_at = digest_at or time(7, 0)
         self._held: dict[tuple[str, str], Lease] = {}
@@ -282,6 +287,7 @@ class Worker:
             with self._holding(lease):
                 self.digest(day)
             report.digests += 1
+            self.leases.request(RENDER, [SITE])  # the front page lists the latest digests
             if not self.leases.complete(lease, None):
                 report.lost += 1
 

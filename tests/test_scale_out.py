@@ -111,7 +111,7 @@ def get(port: int, path: str, **headers: str) -> tuple[int, dict[str, str], byte
     try:
         conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
 
@@ -367,7 +367,8 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str, f
         for rel, etag in sorted(etags.items()):
             answers = [get(port, f"/{rel}") for port in ports]
             assert [a[0] for a in answers] == [200, 200], rel
-            assert answers[0][1]["ETag"] == answers[1][1]["ETag"] == etag == etag_of(answers[0][2]), rel
+            assert answers[0][1]["etag"] == answers[1][1]["etag"] == etag == etag_of(answers[0][2]), rel
+            assert answers[0][1]["last-modified"] == answers[1][1]["last-modified"], rel
             assert answers[0][2] == answers[1][2], rel
     finally:
         assert [n.stop() for n in webs2] == [0, 0]

@@ -78,7 +78,8 @@ def test_roles_are_refused_on_sqlite(tmp_path: Path, archive: Path) -> None:
 
 
 def test_two_workers_share_polls_and_render_once(tmp_path: Path, pg_url: str) -> None:
-    settings = load(tmp_path, pg_url, make_sources(tmp_path, 4, 3), cluster={"poll_batch": 1})
+    settings = load(tmp_path, pg_url, make_sources(tmp_path, 4, 3), cluster={"poll_batch": 1},
+                    digest={"enabled": False})  # the digest job has its own test below
     repo_a = Repository(open_database(pg_url))
     repo_b = Repository(open_database(pg_url))
     a = Worker(settings, repo_a, holder="a:1")

@@ -245,7 +245,8 @@ class Worker:
             if sr is not None and sr.next_due is not None and sr.next_due > nxt:
                 # a server's Retry-After, or a feed's ttl / max-age that lengthens the interval; a plain
                 # "every" from the poll's end would only pull the source off its grid of slots
-                lengthened = sr.next_due > now + timedelta(seconds=src.interval_seconds)
+                # (the poll counts its interval from its own start: allow half an interval of slack)
+                lengthened = sr.next_due > now + timedelta(seconds=src.interval_seconds * 1.5)
                 if failures or lengthened:
                     nxt = sr.next_due
             self.repo.set_next_due(src.name, nxt)  # what `syndicator status` shows

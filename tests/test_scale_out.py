@@ -98,7 +98,7 @@ class Node:
             self.terminated = True
             self.proc.send_signal(signal.SIGTERM)
 
-    def stop(self, timeout: float = 20) -> int:
+    def stop(self, timeout: float = 60) -> int:
         self.terminate()
         code = self.proc.wait(timeout=timeout)
         for r in self._readers:
@@ -116,7 +116,7 @@ def get(port: int, path: str, **headers: str) -> tuple[int, dict[str, str], byte
         conn.close()
 
 
-def wait_http(port: int, deadline: float = 30) -> None:
+def wait_http(port: int, deadline: float = 120) -> None:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         try:
@@ -271,7 +271,7 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str, f
     try:
         for port in ports:
             wait_http(port)
-        ready = time.monotonic() + 60
+        ready = time.monotonic() + 120
         while not all(any(": polling " in line for line in w.lines) for w in workers):
             assert time.monotonic() < ready, "the workers never started"
             time.sleep(0.1)

@@ -266,7 +266,7 @@ class Worker:
                 return
         report.renders += len(leases)
         for lease in leases:
-            if not self.leases.complete(lease, None):
+            if not self.leases.complete(lease, None, drop=True):
                 report.lost += 1
         log.info("render: %d outputs claimed, %d files changed", len(leases), written)
 

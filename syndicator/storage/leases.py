@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, case, func, literal, or_, select, text, update
+from sqlalchemy import Engine, case, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError
@@ -246,14 +246,24 @@ class Leases:
 
         return self._write(go, lease.kind)
 
-    def complete(self, lease: Lease, next_due: datetime | None) -> bool:
+    def complete(self, lease: Lease, next_due: datetime | None, *, drop: bool = False) -> bool:
         """The work is done: free the row and schedule the next time (None: not again until requested).
 
         False when the lease was lost meanwhile (another worker holds the row now; nothing is changed).
-        When the work was requested again during the run (``seq`` moved), the row stays due.
+        When the work was requested again during the run (``seq`` moved), the row stays due. With ``drop``
+        a row that is not due again is deleted (one-off work such as an article page: the table does not
+        grow with every output ever rendered; a new request makes a new row).
         """
 
         def go(s: Session) -> bool:
+            if drop and next_due is None:
+                gone = _rowcount(s.connection().execute(
+                    delete(m.Lease).where(m.Lease.kind == lease.kind, m.Lease.key == lease.key,
+                                          m.Lease.token == lease.token, m.Lease.holder == self.holder,
+                                          m.Lease.seq == lease.seq)
+                ))
+                if gone:
+                    return True
             n = _rowcount(s.connection().execute(
                 update(m.Lease)
                 .where(m.Lease.kind == lease.kind, m.Lease.key == lease.key, m.Lease.token == lease.token,

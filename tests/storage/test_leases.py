@@ -85,8 +85,12 @@ def test_request_during_render_keeps_it_due(db_url: str) -> None:
     assert w.complete(claimed["site"], None)
     again = w.claim(RENDER, limit=10)
     assert [x.key for x in again] == ["feed:all"]  # rendered once more, with the newer change
-    assert w.complete(again[0], None)
+    w.request(RENDER, ["feed:all"])
+    assert w.complete(again[0], None, drop=True)  # asked for again meanwhile: the row stays, due
+    [last] = w.claim(RENDER, limit=10)
+    assert w.complete(last, None, drop=True)
     assert w.claim(RENDER, limit=10) == []
+    assert [r.key for r in w.rows(RENDER)] == ["site"]  # done one-off rows do not pile up
     engine.dispose()
 
 

@@ -55,12 +55,27 @@ def run_worker(settings: Settings, stop: threading.Event, **worker_options: Any)
 
     check_role(settings, "worker")
     repo = Repository(open_database(settings.database.url))
+    _no_single_process_service(repo)
     worker = Worker(settings, repo, **worker_options)
     try:
         worker.run(stop)
     finally:
         worker.close()
         repo.engine.dispose()
+
+
+def _no_single_process_service(repo: Any) -> None:
+    """Workers and a single-process `syndicator run` on one database would both poll: refuse to start."""
+    from .errors import LockHeld
+    from .storage import locks
+
+    try:
+        locks.acquire(repo.engine, locks.RUN_LOCK).release()
+    except LockHeld:
+        raise LockHeld(
+            "a single-process `syndicator run` (role all) is running on this database; stop it before "
+            "starting workers (they would both poll)"
+        ) from None
 
 
 def web_app(settings: Settings) -> StoredApp:

@@ -237,3 +237,19 @@ def test_cli_run_role_web_serves_and_stops(tmp_path: Path, archive: Path, pg_url
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_worker_refuses_beside_a_single_process_service(tmp_path: Path, pg_url: str) -> None:
+    import threading
+
+    from syndicator.errors import LockHeld
+    from syndicator.roles import run_worker
+    from syndicator.storage import locks
+
+    settings = load(tmp_path, pg_url, make_sources(tmp_path, 1, 1))
+    engine = open_database(pg_url)
+    with locks.acquire(engine, locks.RUN_LOCK):  # what `syndicator run` (role all) holds while it runs
+        with pytest.raises(LockHeld, match="single-process"):
+            run_worker(settings, threading.Event())
+    engine.dispose()
+    detach_store(settings.output.dir)

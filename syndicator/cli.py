@@ -164,9 +164,12 @@ def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, n
 @handles_errors
 def render(obj: Ctx) -> None:
     """Rewrite every output (feeds, index.html, feeds.opml, article pages) from the database."""
+    from . import recovery
     from .publish import publish
 
+    pending = recovery.begin(obj.settings.output.dir)
     n = publish(obj.settings, obj.repo, changes=None)
+    pending.finish()
     click.echo(f"render: {n} files written to {obj.settings.output.dir}")
 
 

@@ -403,6 +403,25 @@ class DigestSettings(_Section):
         return int(h), int(m)
 
 
+class LimitSettings(_Section):
+    """Bounds on hostile or broken input: over-limit text is truncated, an over-limit file is rejected."""
+
+    max_title_chars: int = Field(default=300, ge=10, le=300)  # the normalizer never keeps more than 300
+    max_body_bytes: int = Field(default=200_000, ge=1_000)  # UTF-8 bytes of the sanitized body HTML
+    max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1_000)  # archive files larger are skipped
+    future_tolerance: str = "1d"  # a date further ahead than this is not trusted for ordering
+
+    @field_validator("future_tolerance")
+    @classmethod
+    def _tolerance(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def future_tolerance_seconds(self) -> float:
+        return parse_duration(self.future_tolerance)
+
+
 class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -412,6 +431,7 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks

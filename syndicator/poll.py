@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from . import clock
+from . import clock, limits
 from .config import Settings, SourceSettings, parse_duration
 from .errors import FetchError, Gone, ParseError, RetryLater, SyndicatorError
 from .normalize import normalize_item
@@ -190,8 +190,11 @@ def sync_remote(
             report.unchanged += 1
             continue
         try:
-            batch.append(ItemChange(item.key, FileState(raw_hash=digest), normalize_item(item, settings.normalize,
-                                                                                         settings.tags)))
+            article = normalize_item(item, settings.normalize, settings.tags)
+            article, notes = limits.bound(article, settings.limits, now=clock.now())
+            for note in notes:
+                log.warning("%s: %s", f"{src.name}/{item.key}", note)
+            batch.append(ItemChange(item.key, FileState(raw_hash=digest), article))
         except ParseError as exc:
             _item_error(report, src.name, item.key, exc.reason)
             batch.append(ItemChange(item.key, FileState(raw_hash=digest), None, error=exc.reason))

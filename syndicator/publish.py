@@ -7,6 +7,7 @@ Every file is written atomically and only when its bytes change, so a no-op sync
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -66,6 +67,7 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
         return 0
     if changes is not None and not _outputs_exist(out):
         changes = None  # a fresh output folder gets everything
+    started = time.time()  # files written after this by a concurrent writer are never pruned
     site = site_info(settings)
     specs = feed_specs(settings, repo)
     written = 0
@@ -86,13 +88,13 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     written += _front_pages(settings, repo, specs, latest, None if changes is None else changes.tags)
     feed_files |= {tag_page_path(spec.tag.slug).removeprefix("tags/") for spec in specs if spec.tag is not None}
     written += write_if_changed(out, "feeds.opml", render_opml(site, specs))
-    for stale in prune(out, feed_files, "tags"):
+    for stale in prune(out, feed_files, "tags", keep_newer_than=started):
         log.info("removed %s (tag has no stories)", stale)
     # article pages: the link of entries whose source gives no URL of its own
     if changes is None:
         ids = repo.all_story_ids()
         keep = {article_page_path(i).removeprefix("articles/") for i in ids}
-        for stale in prune(out, keep, "articles"):
+        for stale in prune(out, keep, "articles", keep_newer_than=started):
             log.info("removed %s (story withdrawn)", stale)
     else:
         ids = sorted(changes.stories)

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from . import clock
+from . import clock, recovery
 from .config import Settings, SourceSettings
 from .digest import run_daily_digest
 from .errors import ConfigError, Interrupted, LockHeld
@@ -169,16 +169,19 @@ class Ticker:
             return
         self.waiting = False
         with turn:
+            # a tick that died (killed, or an error) between its commits and its render left a marker
+            pending = recovery.begin(self.settings.output.dir)
             changes = Changes()
             for name in due:
                 if self.stop.is_set():
                     break
                 self._poll(self.settings.source(name), changes)
-            if not self.rendered_once:
+            if not self.rendered_once or pending.recovering:
                 written = publish(self.settings, self.repo, changes=None)
                 self.rendered_once = True
             else:
                 written = publish(self.settings, self.repo, changes=changes)
+            pending.finish()
             if written:
                 log.info("wrote %d output files (%d stories changed)", written, len(changes.stories))
 

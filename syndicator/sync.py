@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import clock, limits, recovery
 from .config import Settings, SourceSettings
 from .errors import Interrupted, ParseError, SourceError, SyndicatorError
 from .normalize import normalize_item
@@ -61,7 +62,8 @@ def sync_archive(
     report = SourceReport(src.name)
     assert src.path is not None
     known = repo.file_states(src.name)
-    scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full)
+    scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
+                               max_bytes=settings.limits.max_file_bytes)
     batch: list[ItemChange] = []
     done = 0
 
@@ -78,6 +80,9 @@ def sync_archive(
         done += 1
         try:
             article = normalize_item(fr.item, settings.normalize, settings.tags)
+            article, notes = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
+            for note in notes:
+                log.warning("%s: %s", f"{src.name}/{fr.item.key}", note)
             batch.append(ItemChange(fr.item.key, fr.state, article))
         except ParseError as exc:
             log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", exc.reason)
@@ -144,6 +149,7 @@ def sync(
     from .publish import publish  # publish imports render; keep sync importable without it
 
     started = time.monotonic()
+    pending = recovery.begin(settings.output.dir) if render else None  # before any commit
     report = SyncReport()
     changes = Changes()
     chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
@@ -170,6 +176,9 @@ def sync(
             src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
         )
     if render:
-        report.feeds_written = publish(settings, repo, changes=changes if not full else None)
+        everything = full or (pending is not None and pending.recovering)
+        report.feeds_written = publish(settings, repo, changes=None if everything else changes)
+        if pending is not None:
+            pending.finish()
     report.seconds = time.monotonic() - started
     return report, changes

@@ -15,7 +15,8 @@ DateSource = Literal["front_matter", "body", "file_mtime", "feed", "fetched"]
 
 def stable_id(*parts: str, length: int = 16) -> str:
     """A short hex id derived only from the given parts (never from titles, dates or base_url)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate (valid in JSON, so in a remote item's id) must not crash the id
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:length]
 
 

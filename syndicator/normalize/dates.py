@@ -71,7 +71,10 @@ def parse_date(value: object, tz: str) -> datetime | None:
         except (OverflowError, ValueError):
             return None
     if isinstance(value, date):
-        return to_utc(datetime(value.year, value.month, value.day), tz)
+        try:
+            return to_utc(datetime(value.year, value.month, value.day), tz)
+        except (OverflowError, ValueError):  # 0001-01-01 east of UTC: before the first representable instant
+            return None
     if not isinstance(value, str):
         return None
     m = _FIELD.match(value)

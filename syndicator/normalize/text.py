@@ -89,6 +89,11 @@ def decode(data: bytes) -> tuple[str, str | None]:
             return text, "gb18030"
     except UnicodeDecodeError:
         pass
+    # UTF-8 with a few broken sequences (a lone surrogate's CESU-8 bytes, a cut character): keep the article,
+    # broken bytes become U+FFFD, rather than lose it or let a guesser read it as some other encoding.
+    repaired = data.decode("utf-8", "replace")
+    if repaired.count("\ufffd") <= max(16, len(repaired) // 1000):
+        return repaired.removeprefix("\ufeff"), "utf-8-repaired"
     best = charset_normalizer.from_bytes(data).best()
     if best is None:
         raise Undecodable("undecodable bytes, not an article")

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from feedgen.feed import FeedGenerator
 
@@ -35,6 +35,7 @@ MEDIA_TYPES: dict[str, str] = {"atom": "application/atom+xml", "rss": "applicati
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Characters that may stay as they are in a URI; everything else is percent-encoded (UTF-8).
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~-._"
+SAFE_SCHEMES = frozenset({"http", "https"})
 
 
 def clean_xml_text(text: str | None) -> str:
@@ -46,8 +47,18 @@ def clean_xml_text(text: str | None) -> str:
 
 def clean_url(url: str | None) -> str:
     """An absolute URL safe to put in a feed: XML-invalid characters dropped, whitespace trimmed,
-    non-ASCII and unsafe characters percent-encoded (existing ``%XX`` escapes are kept)."""
+    non-ASCII and unsafe characters percent-encoded (existing ``%XX`` escapes are kept); "" for any
+    scheme other than http(s) (``javascript:``, ``data:``, ``vbscript:`` …)."""
     cleaned = clean_xml_text(url).strip()
+    # A reader's browser follows only what we let through: http(s) or a relative link. Browsers drop tabs
+    # and newlines inside a URL and trim controls, so "java\tscript:" must be judged as "javascript:".
+    probe = re.sub(r"[\t\n\r]", "", cleaned).strip("".join(map(chr, range(33))))
+    try:
+        scheme = urlsplit(probe).scheme.lower()
+    except ValueError:
+        return ""
+    if scheme and scheme not in SAFE_SCHEMES:
+        return ""
     return quote(cleaned, safe=_URL_SAFE)
 
 

@@ -15,12 +15,15 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from ..errors import RenderError
 
 TEMP_PREFIX = ".syndicator-tmp-"
+# A temporary file this old belongs to a writer that died; a younger one may be another process's write.
+STALE_TEMP_SECONDS = 600
 FILE_MODE = 0o644
 # Only files the renderers generate are ever pruned.
 GENERATED_SUFFIXES = frozenset({".atom", ".rss", ".html", ".opml", ".json", ".md", ".xml"})
@@ -133,7 +136,11 @@ def _write_file(out_dir: Path, relpath: str, data: bytes) -> bool:
     tmp_name: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
+        except FileNotFoundError:  # a concurrent prune removed the folder it found empty: make it again
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -151,14 +158,19 @@ def _write_file(out_dir: Path, relpath: str, data: bytes) -> bool:
     return True
 
 
-def prune(out_dir: Path, keep: set[str], under: str) -> list[str]:
+def prune(out_dir: Path, keep: set[str], under: str, *, keep_newer_than: float | None = None) -> list[str]:
     """Remove generated files below ``out_dir/under`` that are not in ``keep``; return what was removed.
 
     ``keep`` holds paths relative to ``out_dir`` (``"tags/shizheng.atom"``); paths relative to ``under``
     (``"shizheng.atom"``) are accepted too. Only generated file types (``.atom``, ``.rss``, ``.html`` …) and
     leftover temporary files are removed; symlinks are never followed; folders left empty are removed.
     The returned paths are relative to ``out_dir``, POSIX style, sorted.
+
+    Other processes may write here at the same time: a temporary file younger than ``STALE_TEMP_SECONDS``
+    is someone's write in progress, and a file modified after ``keep_newer_than`` (when the caller made its
+    ``keep`` list) was written by a writer that knew better; both stay.
     """
+    now = time.time()
     base = safe_relpath(under)
     root = out_dir.joinpath(*base.parts)
     removed: list[str] = []
@@ -182,6 +194,14 @@ def prune(out_dir: Path, keep: set[str], under: str) -> list[str]:
             if rel in keep or rel_inside in keep:
                 continue
             if not (name.startswith(TEMP_PREFIX) or path.suffix in GENERATED_SUFFIXES):
+                continue
+            try:
+                mtime = path.lstat().st_mtime
+            except FileNotFoundError:
+                continue
+            if name.startswith(TEMP_PREFIX) and now - mtime < STALE_TEMP_SECONDS:
+                continue
+            if keep_newer_than is not None and not name.startswith(TEMP_PREFIX) and mtime >= keep_newer_than:
                 continue
             try:
                 path.unlink()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,7 +61,8 @@ def walk(root: Path) -> Iterator[tuple[str, str]]:
 
 
 def scan(
-    source: str, root: Path, timezone: str, known: dict[str, FileState], *, full: bool = False
+    source: str, root: Path, timezone: str, known: dict[str, FileState], *, full: bool = False,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> tuple[ArchiveScan, Iterator[FileRead]]:
     """Walk ``root``; returns the scan summary (filled as the iterator is consumed) and changed files.
 
@@ -81,11 +83,21 @@ def scan(
                 if not full and old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                     report.unchanged += 1
                     continue
-                if st.st_size > MAX_FILE_BYTES:
-                    report.errors.append((key, f"file too large ({st.st_size} bytes > {MAX_FILE_BYTES})"))
+                if not stat.S_ISREG(st.st_mode):
+                    report.errors.append((key, "not a regular file"))  # a FIFO would block the sync for ever
                     continue
-                with open(full_path, "rb") as fh:
-                    data = fh.read(MAX_FILE_BYTES + 1)
+                if st.st_size > max_bytes:
+                    report.errors.append((key, f"file too large ({st.st_size} bytes > {max_bytes})"))
+                    continue
+                # O_NONBLOCK: a file swapped for a FIFO after the stat must not hang us either
+                with open(os.open(full_path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+                    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                        report.errors.append((key, "not a regular file"))
+                        continue
+                    data = fh.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    report.errors.append((key, f"file too large (more than {max_bytes} bytes)"))
+                    continue
             except OSError as exc:
                 report.errors.append((key, exc.strerror or str(exc)))
                 continue

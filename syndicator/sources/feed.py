@@ -45,13 +45,18 @@ class ParsedFeed:
     duplicates: int = 0  # entries dropped because another entry had the same identity
 
 
+def _storable(key: str) -> str:
+    """A key the database can store: lone surrogates (valid in a JSON feed's ids) kept visible as escapes."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def entry_key(guid: str | None, link: str | None, title: str, date: str, content: str) -> str:
     """GUID, else normalized link, else a hash of title + date + content."""
     if guid and guid.strip():
-        return f"id:{guid.strip()}"
+        return _storable(f"id:{guid.strip()}")
     if link and link.strip():
-        return f"url:{canonical_url(link.strip())}"
-    digest = hashlib.sha256("\x1f".join((title, date, content)).encode("utf-8")).hexdigest()[:32]
+        return _storable(f"url:{canonical_url(link.strip())}")
+    digest = hashlib.sha256("\x1f".join((title, date, content)).encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"hash:{digest}"
 
 

@@ -73,6 +73,7 @@ def test_prune_removes_only_stale_generated_files(tmp_path: Path) -> None:
         write_if_changed(tmp_path, rel, b"x")
     (tmp_path / "tags" / "notes.txt").write_text("mine")
     (tmp_path / "tags" / f"{TEMP_PREFIX}xyz.part").write_bytes(b"")
+    os.utime(tmp_path / "tags" / f"{TEMP_PREFIX}xyz.part", (1, 1))  # left by a writer that died long ago
     removed = prune(tmp_path, {"tags/a.atom", "a.rss"}, "tags")
     assert removed == ["tags/.syndicator-tmp-xyz.part", "tags/b.atom", "tags/b.rss", "tags/old/c.html"]
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())

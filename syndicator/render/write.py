@@ -3,15 +3,21 @@
 A file is rewritten only when its bytes change (so its mtime — the server's Last-Modified — stays put),
 and always atomically: a temporary file in the same folder, fsync, ``os.replace``. A reader (the server, a
 web server, rsync) sees the old file or the new one, never a mix.
+
+An output folder can have an :class:`OutputStore` attached (the database, so web nodes on other hosts serve
+the same bytes): then every write, removal and prune below that folder goes to the store as well, and with
+``files=False`` only to the store. Renderers keep calling the same three functions either way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from ..errors import RenderError
 
@@ -42,8 +48,81 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def etag_of(data: bytes) -> str:
+    """The strong ETag of an output's bytes (quoted), the same whether served from a file or the database."""
+    return f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+
+
+class OutputStore(Protocol):
+    """Somewhere besides the output folder that keeps rendered outputs (the database, for web nodes)."""
+
+    def put(self, relpath: str, data: bytes) -> bool:
+        """Store the bytes; False when the stored bytes were already these."""
+        ...
+
+    def delete(self, relpath: str) -> bool:
+        """Remove one output; False when it was not stored."""
+        ...
+
+    def paths(self, under: str) -> list[str]:
+        """Stored paths (relative to the output folder) below the folder ``under``."""
+        ...
+
+
+_STORES: dict[str, tuple[OutputStore, bool]] = {}
+
+
+def _store_key(out_dir: Path) -> str:
+    return os.path.realpath(out_dir)
+
+
+def attach_store(out_dir: Path, store: OutputStore, *, files: bool = True) -> None:
+    """Send every output written below ``out_dir`` to ``store`` too (with ``files=False``: only there)."""
+    _STORES[_store_key(out_dir)] = (store, files)
+
+
+def detach_store(out_dir: Path) -> None:
+    _STORES.pop(_store_key(out_dir), None)
+
+
+def attached_store(out_dir: Path) -> tuple[OutputStore, bool] | None:
+    """The store attached to ``out_dir`` and whether files are written too, or None."""
+    return _STORES.get(_store_key(out_dir))
+
+
 def write_if_changed(out_dir: Path, relpath: str, data: bytes) -> bool:
-    """Write ``data`` to ``out_dir/relpath`` atomically; False (file untouched) when the bytes are equal."""
+    """Write ``data`` to ``out_dir/relpath`` atomically; False (file untouched) when the bytes are equal.
+
+    With a store attached the bytes go there too; True when either copy changed.
+    """
+    attached = attached_store(out_dir)
+    if attached is None:
+        return _write_file(out_dir, relpath, data)
+    store, files = attached
+    safe_relpath(relpath)
+    stored = store.put(relpath, data)
+    written = _write_file(out_dir, relpath, data) if files else False
+    return stored or written
+
+
+def remove(out_dir: Path, relpath: str) -> bool:
+    """Remove one generated output (file and stored copy); False when there was none."""
+    target = out_dir.joinpath(*safe_relpath(relpath).parts)
+    removed = False
+    attached = attached_store(out_dir)
+    if attached is not None:
+        removed = attached[0].delete(relpath)
+    try:
+        target.unlink()
+        removed = True
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise RenderError(f"cannot remove: {exc}", path=relpath) from exc
+    return removed
+
+
+def _write_file(out_dir: Path, relpath: str, data: bytes) -> bool:
     target = out_dir.joinpath(*safe_relpath(relpath).parts)
     try:
         if target.read_bytes() == data:
@@ -94,9 +173,18 @@ def prune(out_dir: Path, keep: set[str], under: str, *, keep_newer_than: float |
     now = time.time()
     base = safe_relpath(under)
     root = out_dir.joinpath(*base.parts)
-    if not root.is_dir() or root.is_symlink():
-        return []
     removed: list[str] = []
+    attached = attached_store(out_dir)
+    if attached is not None:
+        prefix = f"{base.as_posix()}/"
+        for rel in attached[0].paths(base.as_posix()):
+            inside = rel.removeprefix(prefix)
+            if rel in keep or inside in keep or PurePosixPath(rel).suffix not in GENERATED_SUFFIXES:
+                continue
+            if attached[0].delete(rel):
+                removed.append(rel)
+    if not root.is_dir() or root.is_symlink():
+        return sorted(removed)
     for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
         here = Path(dirpath)
         for name in sorted(filenames):
@@ -121,7 +209,8 @@ def prune(out_dir: Path, keep: set[str], under: str, *, keep_newer_than: float |
                 continue
             except OSError as exc:
                 raise RenderError(f"cannot remove: {exc}", path=rel) from exc
-            removed.append(rel)
+            if rel not in removed:
+                removed.append(rel)
         for name in dirnames:
             sub = here / name
             if not sub.is_symlink():
@@ -172,7 +261,23 @@ class BatchWriter:
         self.written = 0
 
     def write(self, relpath: str, data: bytes) -> bool:
-        """Stage ``data`` for ``out_dir/relpath``; False (nothing staged) when the file already has these bytes."""
+        """Stage ``data`` for ``out_dir/relpath`` (and put it in an attached store at once, as
+        ``write_if_changed`` does); False when neither copy changed."""
+        attached = attached_store(self.out_dir)
+        stored = False
+        if attached is not None:
+            store, files = attached
+            stored = store.put(relpath, data)
+            if not files:
+                self.written += stored
+                return stored
+        staged = self._stage(relpath, data)
+        if stored and not staged:
+            self.written += 1  # only the stored copy changed: no rename will count it
+        return stored or staged
+
+    def _stage(self, relpath: str, data: bytes) -> bool:
+        """Stage ``data`` in a temporary file; False (nothing staged) when the file already has these bytes."""
         target = self.out_dir.joinpath(*safe_relpath(relpath).parts)
         try:
             if target.read_bytes() == data:

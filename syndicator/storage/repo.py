@@ -7,12 +7,12 @@ together with its articles, so a crash in the middle means a free retry, never a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock, dedup
@@ -107,9 +107,17 @@ class Repository:
     def __init__(self, engine: Engine, thresholds: dedup.Thresholds | None = None) -> None:
         self.engine = engine
         self.thresholds = thresholds or dedup.Thresholds()
+        # called inside each save_batch transaction, before commit (scale-out: render requests commit with it)
+        self.batch_hooks: list[Callable[[Session, BatchResult], None]] = []
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
+        try:
+            return self._ensure_source(name, type_, location)
+        except IntegrityError:  # another process registered it at the same moment (scale-out workers)
+            return self._ensure_source(name, type_, location)
+
+    def _ensure_source(self, name: str, type_: str, location: str | None) -> int:
         with self._session() as s, s.begin():
             src = s.scalar(select(m.Source).where(m.Source.name == name))
             if src is None:
@@ -213,8 +221,11 @@ class Repository:
         """
         result = BatchResult()
         now = clock.now()
+        deleted = list(deleted)
         try:
             with self._session() as s, s.begin():
+                if deleted or any(c.article is not None for c in changes):
+                    self._serialize_story_writes(s)
                 src = s.scalar(select(m.Source).where(m.Source.name == source))
                 if src is None:
                     raise StorageError(f"[{source}] source is not registered")
@@ -243,6 +254,8 @@ class Repository:
                 self._refresh_stories(s, sorted(touched), now, result)
                 if fetch_state is not None:
                     self._put_fetch_state(s, src.id, fetch_state)
+                for hook in self.batch_hooks:
+                    hook(s, result)
         except DBAPIError as exc:
             raise StorageError(f"[{source}] database error: {exc.orig}") from None
         return result
@@ -837,6 +850,18 @@ class Repository:
             }
 
     # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _serialize_story_writes(s: Session) -> None:
+        """Batches that add or change articles take turns (until their commit) on PostgreSQL.
+
+        Deduplication looks for the stories an article joins among *committed* rows; two workers storing
+        the same news at the same moment would each miss the other's and make two stories. Only the short
+        write transaction waits: reading and normalizing still run in parallel. SQLite's ``BEGIN IMMEDIATE``
+        already has one writer at a time.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(727002)"))
+
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 

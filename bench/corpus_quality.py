@@ -67,7 +67,17 @@ COLUMNS = frozenset({"绝对值", "一财大政", "一财汽车", "一财资讯"
 LEAD_NAME = re.compile(r"[\u4e00-\u9fff]{2,4}")
 TITLE_CHANNEL = re.compile(r"(?:频道|——(?:凤凰网)?房产\w{1,6}|_凤凰\w{0,4}|_凤凰网|_中国网|_中金在线|_\s*)$")
 COLUMN_BYLINE = re.compile(r"^[（(]绝对值\s*([^\s）)－—-]{2,4})[）)]$")
+#: Characters that must not survive: CR, tabs, no-break/ideographic spaces, zero-width and XML-invalid ones.
+INVISIBLE = re.compile("[\r\t\u00a0\u3000\u200b-\u200f\u2060\ufeff\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPACE = re.compile(r"[\s\u3000\u00a0\u200b]+")
+
+
+def _read(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("gb18030", "replace")  # the corpus' other encoding
 
 
 def _key(text: str) -> str:
@@ -116,7 +126,7 @@ def expected_author(body: str, title: str = "") -> str | None:
 
 def title_line(text: str) -> str:
     """The current version's raw ``title:`` value."""
-    found = re.findall(r"^title:[ \t]*(.*?)[ \t]*$", text.replace("\r", ""), re.MULTILINE)
+    found = re.findall(r"^title:[ \t]*(.*?)[ \t]*$", text.replace("\r\n", "\n").replace("\r", "\n"), re.MULTILINE)
     return found[-1] if found else ""
 
 
@@ -147,7 +157,7 @@ def truncated_first(paragraphs: list[str]) -> bool:
 
 def expected_date(text: str) -> datetime | None:
     """The current version's front-matter date when it holds one of the known shapes."""
-    values = DATE_LINE.findall(text.replace("\r", ""))
+    values = DATE_LINE.findall(text.replace("\r\n", "\n").replace("\r", "\n"))
     if not values:
         return None
     m = DATE_SHAPES.match(re.sub(r"\s+", " ", values[-1]).strip())
@@ -175,6 +185,8 @@ class Quality:
     repeated_teaser: int = 0
     repeated_paragraph: int = 0
     name_line_left: int = 0
+    stray_punctuation: int = 0
+    invisible_chars: int = 0
     channel_suffix: int = 0
     author_named: int = 0
     author_found: int = 0
@@ -210,6 +222,8 @@ def render(q: Quality) -> str:
         f"repeated paragraph     {_pct(q.repeated_paragraph, a)}",
         f"title channel suffix   {_pct(q.channel_suffix, a)}",
         f"name line leads body   {_pct(q.name_line_left, a)}",
+        f"paragraph starts 、，。 {_pct(q.stray_punctuation, a)}",
+        f"\\r tab nbsp U+3000 zw {_pct(q.invisible_chars, a)}",
         f"author found (named)   {_pct(q.author_found, q.author_named)}",
         f"related snippets left  {_pct(q.related_left, a)}",
         f"date exact (in field)  {_pct(q.date_exact, q.date_in_field)}",
@@ -268,8 +282,9 @@ def _check(q: Quality, rows: Iterable[dict[str, Any]], files: dict[str, Path]) -
     for row in rows:
         name = str(row["source_path"])
         sources[str(row["date_source"])] += 1
-        text = files[name].read_bytes().decode("utf-8", "replace") if name in files else ""
+        text = _read(files[name]) if name in files else ""
         body_text = str(row["content_text"])
+        title = str(row["title"])
         html = str(row["content_html"])
         found = [k for k, pat in MARKERS.items() if pat.search(body_text) or pat.search(html)]
         if found:
@@ -283,10 +298,15 @@ def _check(q: Quality, rows: Iterable[dict[str, Any]], files: dict[str, Path]) -
         if paragraphs and LEAD_NAME.fullmatch(paragraphs[0]) and not TITLE_CHANNEL.search(title_line(text)):
             q.name_line_left += 1
             q.note("name_line_left", name)
+        if INVISIBLE.search(body_text) or INVISIBLE.search(title) or "\n" in title:
+            q.invisible_chars += 1
+            q.note("invisible_chars", name)
+        if any(p[0] in "、，,。；;：:！!？?）)」』”’】》" for p in paragraphs):
+            q.stray_punctuation += 1
+            q.note("stray_punctuation", name)
         if len({_key(p) for p in paragraphs}) != len(paragraphs):
             q.repeated_paragraph += 1
             q.note("repeated_paragraph", name)
-        title = str(row["title"])
         if CHANNEL_SUFFIX.search(title) and not CHANNEL_PAGE.fullmatch(title):
             q.channel_suffix += 1
             q.note("channel_suffix", title)

@@ -298,21 +298,33 @@ def stories(obj: Ctx, min_members: int, limit: int | None, as_json: bool) -> Non
 @click.option("--port", type=int, default=None, help="Port (default server.port).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               help="Log lines on stderr: text or json (same as the global option).")
+@click.option("--role", type=click.Choice(["all", "worker", "web"]), default="all", show_default=True,
+              help="Scale-out on PostgreSQL: `worker` polls and renders, `web` only serves; any number of each.")
 @click.pass_obj
 @handles_errors
-def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None) -> None:
+def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None, role: str) -> None:
     """Run as a service: poll each source when due, re-render what changed, serve the feeds.
 
     \b
     One process: the scheduler (every source on its `every:` or `cron:` schedule, failing sources backed
     off) and, unless server.enabled is false, the HTTP server with /healthz and /metrics. Stops cleanly on
     SIGTERM or Ctrl-C (exit 0). Only one `run` per database: a second one refuses to start.
+    \b
+    Several hosts on one PostgreSQL database (docs/SCALING.md): `--role worker` claims due polls, renders
+    and the digest through the database (any number of workers, nothing done twice); `--role web` serves
+    the outputs the workers stored in the database (no shared disk). SQLite refuses --role (exit 2).
     """
     from .service import exit_now
     from .service import run as run_service
 
     if log_format is not None:
         setup_logging(obj.log_level, log_format)
+    if role != "all":
+        from .roles import check_role, run_role
+
+        check_role(obj.settings, role)
+        run_role(obj.settings, role, host=host, port=port)
+        sys.exit(0)
     settings, repo = obj.settings, obj.repo
     exit_now(run_service(settings, repo, host=host, port=port))
 

@@ -70,6 +70,7 @@ class DatabaseSettings(_Section):
 class OutputSettings(_Section):
     dir: Path = Path("feeds")
     max_entries: int = Field(default=50, ge=1, le=10000)
+    files: bool = True  # with PostgreSQL outputs are also stored in the database; false: only there
 
 
 DEFAULT_USER_AGENT = "syndicator/0.1 (newsroom feed syndicator; polite poller)"
@@ -225,6 +226,29 @@ class ScheduleSettings(_Section):
     lock_wait: str = "10m"  # how long `sync` waits for the service's current sync before giving up
 
     @field_validator("tick", "backoff_base", "backoff_max", "misfire_grace", "lock_wait")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+    def seconds(self, key: str) -> float:
+        """A duration setting in seconds."""
+        return parse_duration(str(getattr(self, key)))
+
+
+class ClusterSettings(_Section):
+    """Scale-out (`syndicator run --role worker|web` on PostgreSQL): how workers share the work.
+
+    Workers ask the database for due work every ``schedule.tick`` and back failing sources off like the
+    single-process service (``schedule.backoff_*``).
+    """
+
+    lease: str = "30s"  # a claimed poll/render/digest is another worker's after this long without renewal
+    poll_batch: int = Field(default=2, ge=1, le=1000)  # sources one worker claims per tick
+    render_batch: int = Field(default=500, ge=1, le=100000)  # outputs one worker claims per tick
+
+    @field_validator("lease")
     @classmethod
     def _duration(cls, v: str) -> str:
         if parse_duration(v) <= 0:
@@ -412,6 +436,7 @@ class Settings(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
     allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks
     digest: DigestSettings = Field(default_factory=DigestSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")

@@ -78,5 +78,6 @@ def setup(level: int = logging.INFO, fmt: str = "text") -> None:
     handler.addFilter(_SourceFilter())
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning becomes a log line too (a JSON line in json mode)
     for noisy in ("alembic", "waitress", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -249,7 +249,7 @@ def add_digest_job(scheduler: BackgroundScheduler, ticker: Ticker) -> None:
     settings = ticker.settings
     if not settings.digest.enabled:
         return
-    job = DigestJob(settings, ticker.repo, ticker.stop)
+    job = DigestJob(settings, ticker.repo, ticker.stop, ready=lambda: ticker.rendered_once)
     now = clock.now()
     catch_up: dict[str, Any] = {"next_run_time": now} if digest_missed(settings, now) else {}
     scheduler.add_job(job.run, digest_trigger(settings), id="digest", coalesce=True, max_instances=1,
@@ -276,6 +276,7 @@ class DigestJob:
     settings: Settings
     repo: Repository
     stop: threading.Event
+    ready: Callable[[], bool] = lambda: True  # the service: true once its first tick synced and rendered
 
     def run(self) -> None:
         try:
@@ -291,10 +292,16 @@ class DigestJob:
             log.exception("digest job failed; `syndicator digest --email` or the next run retries")
 
     def _turn(self) -> locks.Lock:
+        """The writer's turn, once the service's first tick is done (a digest made at start must neither take
+        the first turn from the sync nor miss what that sync finds)."""
         deadline = time.monotonic() + DIGEST_LOCK_WAIT
         while True:
-            try:
-                return locks.acquire(self.repo.engine, SYNC_LOCK, wait=1.0)
-            except LockHeld:
-                if self.stop.is_set() or time.monotonic() >= deadline:
-                    raise
+            if self.ready():
+                try:
+                    return locks.acquire(self.repo.engine, SYNC_LOCK, wait=1.0)
+                except LockHeld:
+                    pass
+            else:
+                self.stop.wait(0.5)
+            if self.stop.is_set() or time.monotonic() >= deadline:
+                raise LockHeld("the writer's turn did not come")

@@ -10,12 +10,15 @@
   (the renderers replace files atomically); reads are cached by (path, inode, mtime_ns, size).
 
 ``extra_routes`` maps exact paths (``/healthz``, ``/metrics``) to WSGI apps; they are tried first.
+
+The response logic (validators, 304, gzip, HEAD, 404/405) lives in :class:`OutputApp`; where the bytes come
+from is a subclass's ``lookup``: :class:`StaticApp` reads the output folder, :class:`StoredApp` reads the
+outputs a worker stored in the database (web nodes of a scale-out deployment), cached in memory by ETag.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import mimetypes
 import os
 import stat
@@ -28,6 +31,9 @@ from html import escape
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
+
+from .errors import SyndicatorError
+from .render.write import etag_of
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
@@ -100,7 +106,7 @@ class StaticFile:
 
 @dataclass(slots=True)
 class _Cached:
-    key: tuple[int, int, int, int]  # (device, inode, mtime_ns, size)
+    key: object  # files: (device, inode, mtime_ns, size); stored outputs: the ETag
     file: StaticFile
     gz: bytes | None = None
 
@@ -114,7 +120,7 @@ class FileCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, path: str, key: tuple[int, int, int, int]) -> _Cached | None:
+    def get(self, path: str, key: object) -> _Cached | None:
         with self._lock:
             item = self._items.get(path)
             if item is None or item.key != key:
@@ -196,18 +202,16 @@ NOT_FOUND_PAGE = (
 )
 
 
-class StaticApp:
-    """The WSGI app serving ``output_dir`` (see the module docstring)."""
+class OutputApp:
+    """The response logic shared by every backend; a subclass says where a path's bytes come from."""
 
     def __init__(
         self,
-        output_dir: Path,
         extra_routes: Mapping[str, WSGIApp] | None = None,
         *,
         cache_control: str = CACHE_CONTROL,
         cache_max_bytes: int = CACHE_MAX_BYTES,
     ) -> None:
-        self.output_dir = Path(output_dir)
         self.extra_routes: dict[str, WSGIApp] = dict(extra_routes or {})
         self.cache_control = cache_control
         self.cache = FileCache(cache_max_bytes)
@@ -232,65 +236,19 @@ class StaticApp:
                 [("Allow", ", ".join(ALLOWED_METHODS))],
                 method,
             )
-        path = self.resolve(raw_path)
-        found = self._load(path) if path is not None else None
+        try:
+            path, found = self.lookup(raw_path)
+        except SyndicatorError as exc:  # the backend is unreachable and nothing is cached
+            body = f"temporarily unavailable: {exc}\n".encode()
+            return self._simple(start_response, "503 Service Unavailable", body, [("Retry-After", "5")], method)
         if found is None:
             return self._not_found(start_response, raw_path, method)
-        return self._send(environ, start_response, method, path or "", found)
+        return self._send(environ, start_response, method, path, found)
 
-    def resolve(self, raw_path: str) -> str | None:
-        """The real path of the file a URL path names inside the output folder, or None."""
-        try:
-            text = raw_path.encode("latin-1").decode("utf-8")  # PEP 3333: PATH_INFO bytes as latin-1
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            return None
-        if "\x00" in text or "\\" in text or not text.startswith("/"):
-            return None
-        parts = [p for p in text.split("/") if p]
-        if any(p.startswith(".") for p in parts):
-            return None  # "..", "." and dot files (such as the writers' temporary files)
-        root = os.path.realpath(self.output_dir)
-        candidate = os.path.join(root, *parts) if parts else root
-        if text.endswith("/") or not parts:
-            candidate = os.path.join(candidate, INDEX_FILE)
-        real = os.path.realpath(candidate)
-        if os.path.commonpath([root, real]) != root or real == root:
-            return None  # a symlink that leaves the folder
-        return real
+    def lookup(self, raw_path: str) -> tuple[str, _Cached | None]:
+        """(cache path, cached item or None) for a URL path; raises SyndicatorError when the backend fails."""
+        raise NotImplementedError
 
-    def _load(self, path: str) -> _Cached | None:
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            if stat.S_ISDIR(st.st_mode):
-                return self._load(os.path.join(path, INDEX_FILE))
-            return None
-        key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-        cached = self.cache.get(path, key)
-        if cached is not None:
-            return cached
-        try:
-            with open(path, "rb") as fh:
-                fst = os.fstat(fh.fileno())  # the validators of exactly the bytes read
-                data = fh.read()
-        except OSError:
-            return None
-        key = (fst.st_dev, fst.st_ino, fst.st_mtime_ns, fst.st_size)
-        digest = hashlib.sha256(data).hexdigest()[:32]
-        item = _Cached(
-            key=key,
-            file=StaticFile(
-                data=data,
-                etag=f'"{digest}"',
-                last_modified=formatdate(fst.st_mtime, usegmt=True),
-                mtime=fst.st_mtime,
-                content_type=content_type_for(path),
-            ),
-        )
-        self.cache.put(path, item)
-        return item
 
     def _send(
         self, environ: Environ, start_response: StartResponse, method: str, path: str, item: _Cached
@@ -363,6 +321,168 @@ class StaticApp:
         return [] if method == "HEAD" else [body]
 
 
+class StaticApp(OutputApp):
+    """The WSGI app serving ``output_dir`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        output_dir: Path,
+        extra_routes: Mapping[str, WSGIApp] | None = None,
+        *,
+        cache_control: str = CACHE_CONTROL,
+        cache_max_bytes: int = CACHE_MAX_BYTES,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        super().__init__(extra_routes, cache_control=cache_control, cache_max_bytes=cache_max_bytes)
+
+    def lookup(self, raw_path: str) -> tuple[str, _Cached | None]:
+        path = self.resolve(raw_path)
+        return path or "", (self._load(path) if path is not None else None)
+
+    def resolve(self, raw_path: str) -> str | None:
+        """The real path of the file a URL path names inside the output folder, or None."""
+        parts = url_parts(raw_path)
+        if parts is None:
+            return None
+        root = os.path.realpath(self.output_dir)
+        candidate = os.path.join(root, *parts) if parts else root
+        if raw_path.endswith("/") or not parts:
+            candidate = os.path.join(candidate, INDEX_FILE)
+        real = os.path.realpath(candidate)
+        if os.path.commonpath([root, real]) != root or real == root:
+            return None  # a symlink that leaves the folder
+        return real
+
+    def _load(self, path: str) -> _Cached | None:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                return self._load(os.path.join(path, INDEX_FILE))
+            return None
+        key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self.cache.get(path, key)
+        if cached is not None:
+            return cached
+        try:
+            with open(path, "rb") as fh:
+                fst = os.fstat(fh.fileno())  # the validators of exactly the bytes read
+                data = fh.read()
+        except OSError:
+            return None
+        key = (fst.st_dev, fst.st_ino, fst.st_mtime_ns, fst.st_size)
+        item = _Cached(
+            key=key,
+            file=StaticFile(
+                data=data,
+                etag=etag_of(data),
+                last_modified=formatdate(fst.st_mtime, usegmt=True),
+                mtime=fst.st_mtime,
+                content_type=content_type_for(path),
+            ),
+        )
+        self.cache.put(path, item)
+        return item
+
+
+def url_parts(raw_path: str) -> list[str] | None:
+    """The path segments of a URL path inside the outputs, or None when it may not be served.
+
+    ``..``, ``.`` and dot files (such as the writers' temporary files), NUL, backslashes and paths that are
+    not valid UTF-8 are refused.
+    """
+    try:
+        text = raw_path.encode("latin-1").decode("utf-8")  # PEP 3333: PATH_INFO bytes as latin-1
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    if "\x00" in text or "\\" in text or not text.startswith("/"):
+        return None
+    parts = [p for p in text.split("/") if p]
+    if any(p.startswith(".") for p in parts):
+        return None
+    return parts
+
+
+class OutputSource(Protocol):
+    """Stored outputs as a web node reads them (``storage.outputs.DbOutputStore``)."""
+
+    def head(self, relpath: str) -> tuple[str, Any] | None: ...  # (ETag, updated datetime)
+
+    def get(self, relpath: str) -> Any: ...  # object with data, etag, updated — or None
+
+
+class StoredApp(OutputApp):
+    """Serves outputs stored in the database: a web node that needs no shared disk.
+
+    Every request asks the database for the output's current ETag (a primary-key lookup); the bytes come
+    from an in-memory cache keyed by that ETag and are fetched only when it changed. When the database is
+    unreachable, a cached copy is served as is (a web node rides out a database restart); without one: 503.
+    """
+
+    def __init__(
+        self,
+        source: OutputSource,
+        extra_routes: Mapping[str, WSGIApp] | None = None,
+        *,
+        cache_control: str = CACHE_CONTROL,
+        cache_max_bytes: int = CACHE_MAX_BYTES,
+    ) -> None:
+        self.source = source
+        self._last: dict[str, _Cached] = {}  # newest item per path, for database outages
+        self._last_lock = threading.Lock()
+        super().__init__(extra_routes, cache_control=cache_control, cache_max_bytes=cache_max_bytes)
+
+    def lookup(self, raw_path: str) -> tuple[str, _Cached | None]:
+        parts = url_parts(raw_path)
+        if parts is None:
+            return "", None
+        rel = "/".join(parts)
+        candidates = [rel, f"{rel}/{INDEX_FILE}"] if rel and not raw_path.endswith("/") else [
+            f"{rel}/{INDEX_FILE}" if rel else INDEX_FILE
+        ]
+        for candidate in candidates:
+            found = self._find(candidate)
+            if found is not None:
+                return candidate, found
+        return rel, None
+
+    def _find(self, rel: str) -> _Cached | None:
+        try:
+            head = self.source.head(rel)
+            if head is None:
+                return None
+            etag, _updated = head
+            cached = self.cache.get(rel, etag)
+            if cached is not None:
+                return cached
+            stored = self.source.get(rel)
+        except SyndicatorError:
+            with self._last_lock:
+                stale = self._last.get(rel)
+            if stale is None:
+                raise
+            return stale
+        if stored is None:
+            return None
+        updated = stored.updated.timestamp()
+        item = _Cached(
+            key=stored.etag,
+            file=StaticFile(
+                data=stored.data,
+                etag=stored.etag,
+                last_modified=formatdate(updated, usegmt=True),
+                mtime=updated,
+                content_type=content_type_for(rel),
+            ),
+        )
+        self.cache.put(rel, item)
+        with self._last_lock:
+            self._last[rel] = item
+        return item
+
+
 def make_app(output_dir: Path, extra_routes: Mapping[str, WSGIApp] | None = None) -> StaticApp:
     """The WSGI app serving ``output_dir``; ``extra_routes`` adds exact paths such as ``/healthz``."""
     return StaticApp(output_dir, extra_routes)
@@ -385,6 +505,13 @@ def create_server(
     return waitress.create_server(
         make_app(output_dir, extra_routes), host=host, port=port, threads=threads, ident="syndicator"
     )
+
+
+def create_app_server(app: WSGIApp, host: str, port: int, *, threads: int = 4) -> Any:
+    """A bound waitress server for any WSGI app (a web node's :class:`StoredApp`)."""
+    import waitress
+
+    return waitress.create_server(app, host=host, port=port, threads=threads, ident="syndicator")
 
 
 def serve(output_dir: Path, host: str, port: int) -> None:

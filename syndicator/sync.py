@@ -14,8 +14,8 @@ from typing import Protocol
 
 from . import clock, limits, recovery
 from .config import Settings, SourceSettings
-from .errors import Interrupted, ParseError, SourceError, SyndicatorError
-from .normalize import normalize_item
+from .errors import Interrupted, SourceError, SyndicatorError
+from .parallel import normalize_all
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
 from .types import SourceReport, SyncReport
@@ -74,25 +74,28 @@ def sync_archive(
             changes.add(r)
             batch.clear()
 
-    for fr in files:
+    for fr, (article, error) in normalize_all(
+        ((fr, fr.item) for fr in files), settings.normalize, settings.tags, stop=stop
+    ):
         if stop is not None and stop():
             raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1
-        try:
-            article = normalize_item(fr.item, settings.normalize, settings.tags)
+        if article is not None:
             article, notes = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
             for note in notes:
                 log.warning("%s: %s", f"{src.name}/{fr.item.key}", note)
             batch.append(ItemChange(fr.item.key, fr.state, article))
-        except ParseError as exc:
-            log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", exc.reason)
+        else:
+            log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", error)
             report.skipped += 1
-            report.errors.append(f"{fr.item.key}: {exc.reason}")
-            batch.append(ItemChange(fr.item.key, fr.state, None, error=exc.reason))
+            report.errors.append(f"{fr.item.key}: {error}")
+            batch.append(ItemChange(fr.item.key, fr.state, None, error=error))
         if len(batch) >= BATCH:
             flush()
         if progress is not None and done % 50 == 0:
             progress(src.name, done)
+    if stop is not None and stop():  # normalize_all ends early when asked to stop while waiting for a worker
+        raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
     for key, reason in scan.errors:
         log.warning("%s: skipped: %s", f"{src.name}/{key}", reason)
         report.skipped += 1
@@ -146,8 +149,6 @@ def sync(
 
     ``stop`` (the service's stop flag) is checked between files; see sync_archive.
     """
-    from .publish import publish  # publish imports render; keep sync importable without it
-
     started = time.monotonic()
     pending = recovery.begin(settings.output.dir) if render else None  # before any commit
     report = SyncReport()
@@ -177,7 +178,10 @@ def sync(
         )
     if render:
         everything = full or (pending is not None and pending.recovering)
-        report.feeds_written = publish(settings, repo, changes=None if everything else changes)
+        if everything or changes or not (settings.output.dir / "index.html").exists():
+            from .publish import publish  # imported only when there is something to write
+
+            report.feeds_written = publish(settings, repo, changes=None if everything else changes)
         if pending is not None:
             pending.finish()
     report.seconds = time.monotonic() - started

@@ -92,7 +92,8 @@ def test_day_boundaries_23_59_and_00_30_local(repo: Repository) -> None:
 
 
 def test_three_channels_one_story_in_the_digest(tmp_path: Path, db_url: str, repo: Repository) -> None:
-    body = "同一条新闻的正文，被三个频道同时刊发。"
+    # long enough for the near-duplicate rules to call it one story under three headlines
+    body = "".join(f"同一条新闻的正文第{i}句，被三个频道同时刊发，第{i * 13}项内容各不相同。" for i in range(20))
     save(repo, "s", article("a", local(DAY, 9, 0), body=body, channel="重庆频道"))
     save(repo, "t", article("b", local(DAY, 9, 5), body=body, channel="河南频道"))
     save(repo, "u", article("c", local(DAY, 9, 7), body=body, channel="四川频道"))
@@ -310,11 +311,11 @@ def test_sync_keeps_digests_and_tag_pages_in_step(tmp_path: Path, archive: Path)
     assert cli(config, "sync").exit_code == 0
     assert (out / "digest/2019-02-25.html").exists() and (out / "tags/an-quan-sheng-chan.html").exists()
     seed = next(archive.iterdir()).read_text(encoding="utf-8")
-    head = seed.split("<!-- more -->")[0]
-    # a different event (the seed's body with a line added would be the same story, see docs/STORIES.md)
-    later = head.replace("date: 2019-02-25- 06:24", "date: 2019-02-27- 00:30").replace(
-        "title: 重庆市应急系统扎实推进安全生产形势持续稳定好转_重庆频道", "title: 两天后的新闻_重庆频道") + (
-        "<!-- more -->\n两天后另起一段：全市安全生产检查组走访企业三百家，发现隐患四十处，已整改三十五处。\n")
+    front = seed.split("---", 2)[1]  # another story (its own text) two days later, same tags
+    front = front.replace("date: 2019-02-25- 06:24", "date: 2019-02-27- 00:30").replace(
+        "title: 重庆市应急系统扎实推进安全生产形势持续稳定好转_重庆频道", "title: 两天后的新闻_重庆频道")
+    body = "\n\n".join(f"两天后的安全生产检查第{i}段：第{i * 7}号企业复产复工情况良好。" for i in range(12))
+    later = f"---{front}---\n{body}\n"
     (archive / "later.md").write_text(later, encoding="utf-8")
     before = (out / "digest/2019-02-25.html").stat().st_mtime_ns
     assert cli(config, "sync").exit_code == 0

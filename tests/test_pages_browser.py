@@ -26,14 +26,16 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def variant(seed: str, *, title: str | None = None, date: str | None = None, extra: str = "") -> str:
-    """The seed post with another title line, date line and/or another first paragraph."""
+    """The seed post with another title line, date line and/or a body of its own."""
     text = seed
     if title is not None:
         text = re.sub(r"^title: .*$", f"title: {title}", text, count=1, flags=re.M)
     if date is not None:
         text = re.sub(r"^date: .*$", f"date: {date}", text, count=1, flags=re.M)
-    if extra:  # a first paragraph of its own, so the body (and its hash) differs from the seed's
-        text = text.replace("<!-- more -->\n", f"<!-- more -->\n{extra}\n", 1)
+    if extra:  # a text of its own: another story, not a near-duplicate of the seed
+        front = text.split("---", 2)[1]
+        body = "\n\n".join(f"{extra}第{i}段：第{i * 7}号企业的检查情况另有报道。" for i in range(12))
+        text = f"---{front}---\n{body}\n"
     return text
 
 

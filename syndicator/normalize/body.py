@@ -15,6 +15,7 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
 _SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
+_CONTINUES = "、，,。；;：:！!？?）)」』”’】》"  # no paragraph starts with these
 _MAX_BYLINES = 4  # at most this many reporters' name lines lead a body
 _RELATED_MAX = 12  # related-article snippets after the article: at most this many lines (footer excluded)
 
@@ -62,6 +63,8 @@ def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
     if need <= 0:
         return lines
     end = len(lines)
+    while end > 0 and is_blank(lines[end - 1]):
+        end -= 1  # trailing blank lines are not the run we look for
     i = end - 1
     tail = 0
     while i >= 0:
@@ -216,6 +219,14 @@ def clean_lines(
             continue
         if "<!--" in line:
             line = clean_inline(_COMMENT.sub("", line))
+            if not line:
+                continue
+        if line[0] in _CONTINUES:
+            # a line starting with 、，。 … continues the previous one (the scraper lost a link between them)
+            if items and items[-1][0] == "p":
+                items[-1] = ("p", items[-1][1] + line)
+                continue
+            line = line.lstrip(_CONTINUES).strip()
             if not line:
                 continue
         items.append(("p", line))

@@ -8,8 +8,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from pypinyin import Style, lazy_pinyin
-
 from ..config import TagSettings
 from .text import clean_inline
 
@@ -20,6 +18,10 @@ _NON_SLUG = re.compile(r"[^a-z0-9]+")
 @lru_cache(maxsize=4096)
 def slugify(name: str) -> str:
     """ASCII, stable: pinyin for Chinese ('安全生产' → 'an-quan-sheng-chan'), lowercase, [a-z0-9-]."""
+    # imported on first use: pypinyin loads its phrase tables at import (about a second), and most syncs
+    # (one changed post, known tags) never need a new slug
+    from pypinyin import Style, lazy_pinyin
+
     parts = lazy_pinyin(name, style=Style.NORMAL, errors="default")
     words: list[str] = []
     for part in parts:

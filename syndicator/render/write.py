@@ -3,15 +3,21 @@
 A file is rewritten only when its bytes change (so its mtime — the server's Last-Modified — stays put),
 and always atomically: a temporary file in the same folder, fsync, ``os.replace``. A reader (the server, a
 web server, rsync) sees the old file or the new one, never a mix.
+
+An output folder can have an :class:`OutputStore` attached (the database, so web nodes on other hosts serve
+the same bytes): then every write, removal and prune below that folder goes to the store as well, and with
+``files=False`` only to the store. Renderers keep calling the same three functions either way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from ..errors import RenderError
 
@@ -42,8 +48,81 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def etag_of(data: bytes) -> str:
+    """The strong ETag of an output's bytes (quoted), the same whether served from a file or the database."""
+    return f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+
+
+class OutputStore(Protocol):
+    """Somewhere besides the output folder that keeps rendered outputs (the database, for web nodes)."""
+
+    def put(self, relpath: str, data: bytes) -> bool:
+        """Store the bytes; False when the stored bytes were already these."""
+        ...
+
+    def delete(self, relpath: str) -> bool:
+        """Remove one output; False when it was not stored."""
+        ...
+
+    def paths(self, under: str) -> list[str]:
+        """Stored paths (relative to the output folder) below the folder ``under``."""
+        ...
+
+
+_STORES: dict[str, tuple[OutputStore, bool]] = {}
+
+
+def _store_key(out_dir: Path) -> str:
+    return os.path.realpath(out_dir)
+
+
+def attach_store(out_dir: Path, store: OutputStore, *, files: bool = True) -> None:
+    """Send every output written below ``out_dir`` to ``store`` too (with ``files=False``: only there)."""
+    _STORES[_store_key(out_dir)] = (store, files)
+
+
+def detach_store(out_dir: Path) -> None:
+    _STORES.pop(_store_key(out_dir), None)
+
+
+def attached_store(out_dir: Path) -> tuple[OutputStore, bool] | None:
+    """The store attached to ``out_dir`` and whether files are written too, or None."""
+    return _STORES.get(_store_key(out_dir))
+
+
 def write_if_changed(out_dir: Path, relpath: str, data: bytes) -> bool:
-    """Write ``data`` to ``out_dir/relpath`` atomically; False (file untouched) when the bytes are equal."""
+    """Write ``data`` to ``out_dir/relpath`` atomically; False (file untouched) when the bytes are equal.
+
+    With a store attached the bytes go there too; True when either copy changed.
+    """
+    attached = attached_store(out_dir)
+    if attached is None:
+        return _write_file(out_dir, relpath, data)
+    store, files = attached
+    safe_relpath(relpath)
+    stored = store.put(relpath, data)
+    written = _write_file(out_dir, relpath, data) if files else False
+    return stored or written
+
+
+def remove(out_dir: Path, relpath: str) -> bool:
+    """Remove one generated output (file and stored copy); False when there was none."""
+    target = out_dir.joinpath(*safe_relpath(relpath).parts)
+    removed = False
+    attached = attached_store(out_dir)
+    if attached is not None:
+        removed = attached[0].delete(relpath)
+    try:
+        target.unlink()
+        removed = True
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise RenderError(f"cannot remove: {exc}", path=relpath) from exc
+    return removed
+
+
+def _write_file(out_dir: Path, relpath: str, data: bytes) -> bool:
     target = out_dir.joinpath(*safe_relpath(relpath).parts)
     try:
         if target.read_bytes() == data:
@@ -94,9 +173,18 @@ def prune(out_dir: Path, keep: set[str], under: str, *, keep_newer_than: float |
     now = time.time()
     base = safe_relpath(under)
     root = out_dir.joinpath(*base.parts)
-    if not root.is_dir() or root.is_symlink():
-        return []
     removed: list[str] = []
+    attached = attached_store(out_dir)
+    if attached is not None:
+        prefix = f"{base.as_posix()}/"
+        for rel in attached[0].paths(base.as_posix()):
+            inside = rel.removeprefix(prefix)
+            if rel in keep or inside in keep or PurePosixPath(rel).suffix not in GENERATED_SUFFIXES:
+                continue
+            if attached[0].delete(rel):
+                removed.append(rel)
+    if not root.is_dir() or root.is_symlink():
+        return sorted(removed)
     for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
         here = Path(dirpath)
         for name in sorted(filenames):
@@ -121,10 +209,137 @@ def prune(out_dir: Path, keep: set[str], under: str, *, keep_newer_than: float |
                 continue
             except OSError as exc:
                 raise RenderError(f"cannot remove: {exc}", path=rel) from exc
-            removed.append(rel)
+            if rel not in removed:
+                removed.append(rel)
         for name in dirnames:
             sub = here / name
             if not sub.is_symlink():
                 with contextlib.suppress(OSError):
                     sub.rmdir()  # only succeeds when empty
     return sorted(removed)
+
+
+def _sync_filesystem(directory: Path) -> None:
+    """Flush every dirty page of the filesystem holding ``directory`` (syncfs(2); sync(2) elsewhere).
+
+    Python has no ``os.syncfs``; ctypes reaches the libc call directly (Linux ≥ 2.6.39). One syncfs costs
+    about what one fsync does, so a batch of thousands of files pays it twice instead of twice per file.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
+
+
+SMALL_BATCH = 32  # up to this many files a batch is fsynced file by file
+
+
+class BatchWriter:
+    """Change-only, atomic writes of many files, durable with two filesystem syncs per batch.
+
+    ``write`` puts changed bytes into a temporary file beside the target (nothing visible changes yet);
+    ``commit`` syncs the filesystem once, renames every temporary file over its target (each reader sees the
+    old file or the new one, never a mix, as with ``write_if_changed``) and syncs once more so the renames
+    survive a crash. At most ``window`` temporary files wait at a time: memory stays flat however many pages
+    a render writes. Use it as a context manager; leaving it with an exception removes the temporary files.
+    """
+
+    def __init__(self, out_dir: Path, window: int = 2000) -> None:
+        self.out_dir = out_dir
+        self.window = window
+        self.pending: list[tuple[str, Path]] = []  # (temporary file, target)
+        self.written = 0
+
+    def write(self, relpath: str, data: bytes) -> bool:
+        """Stage ``data`` for ``out_dir/relpath`` (and put it in an attached store at once, as
+        ``write_if_changed`` does); False when neither copy changed."""
+        attached = attached_store(self.out_dir)
+        stored = False
+        if attached is not None:
+            store, files = attached
+            stored = store.put(relpath, data)
+            if not files:
+                self.written += stored
+                return stored
+        staged = self._stage(relpath, data)
+        if stored and not staged:
+            self.written += 1  # only the stored copy changed: no rename will count it
+        return stored or staged
+
+    def _stage(self, relpath: str, data: bytes) -> bool:
+        """Stage ``data`` in a temporary file; False (nothing staged) when the file already has these bytes."""
+        target = self.out_dir.joinpath(*safe_relpath(relpath).parts)
+        try:
+            if target.read_bytes() == data:
+                return False
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            raise RenderError("a folder is in the way", path=relpath) from None
+        except OSError as exc:
+            raise RenderError(f"cannot read the current file: {exc}", path=relpath) from exc
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp_name, FILE_MODE)
+        except OSError as exc:
+            raise RenderError(f"cannot write: {exc}", path=relpath) from exc
+        self.pending.append((tmp_name, target))
+        if len(self.pending) >= self.window:
+            self.commit()
+        return True
+
+    def commit(self) -> None:
+        """Make every staged file durable and visible.
+
+        A few files (an incremental sync) are fsynced one by one, as ``write_if_changed`` does: a filesystem
+        sync would also wait for every other process's dirty pages. Many files: two filesystem syncs.
+        """
+        if not self.pending:
+            return
+        small = len(self.pending) <= SMALL_BATCH
+        if small:
+            for tmp_name, _ in self.pending:
+                with open(tmp_name, "rb") as fh:
+                    os.fsync(fh.fileno())
+        else:
+            _sync_filesystem(self.out_dir)
+        for tmp_name, target in self.pending:
+            try:
+                os.replace(tmp_name, target)
+            except OSError as exc:
+                raise RenderError(f"cannot write: {exc}", path=str(target.relative_to(self.out_dir))) from exc
+            self.written += 1
+        if small:
+            for folder in {target.parent for _, target in self.pending}:
+                _fsync_dir(folder)
+        else:
+            _sync_filesystem(self.out_dir)
+        self.pending.clear()
+
+    def discard(self) -> None:
+        for tmp_name, _ in self.pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        self.pending.clear()
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()

@@ -54,10 +54,12 @@ def walk(root: Path) -> Iterator[tuple[str, str]]:
     root_s = str(root)
     for dirpath, dirnames, filenames in os.walk(root_s, followlinks=False):
         dirnames.sort()
+        # os.walk gives root_s itself, then root_s + sep + …: slicing is exact and, over 100,000 files,
+        # seconds cheaper than os.path.relpath (which re-normalizes both paths every call)
+        prefix = "" if dirpath == root_s else dirpath[len(root_s) :].lstrip(os.sep) + os.sep
         for name in sorted(filenames):
             if name.lower().endswith(SUFFIXES) and not name.startswith("."):
-                full = os.path.join(dirpath, name)
-                yield os.path.relpath(full, root_s), full
+                yield prefix + name, os.path.join(dirpath, name)
 
 
 def scan(

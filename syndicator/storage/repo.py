@@ -7,17 +7,16 @@ together with its articles, so a crash in the middle means a free retry, never a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock, dedup
 from ..errors import StorageError
-from ..normalize.tags import slugify
 from ..types import Article as ArticleValue
 from ..types import Carrier, StoryEntry
 from ..types import Tag as TagValue
@@ -108,9 +107,17 @@ class Repository:
     def __init__(self, engine: Engine, thresholds: dedup.Thresholds | None = None) -> None:
         self.engine = engine
         self.thresholds = thresholds or dedup.Thresholds()
+        # called inside each save_batch transaction, before commit (scale-out: render requests commit with it)
+        self.batch_hooks: list[Callable[[Session, BatchResult], None]] = []
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
+        try:
+            return self._ensure_source(name, type_, location)
+        except IntegrityError:  # another process registered it at the same moment (scale-out workers)
+            return self._ensure_source(name, type_, location)
+
+    def _ensure_source(self, name: str, type_: str, location: str | None) -> int:
         with self._session() as s, s.begin():
             src = s.scalar(select(m.Source).where(m.Source.name == name))
             if src is None:
@@ -214,8 +221,11 @@ class Repository:
         """
         result = BatchResult()
         now = clock.now()
+        deleted = list(deleted)
         try:
             with self._session() as s, s.begin():
+                if deleted or any(c.article is not None for c in changes):
+                    self._serialize_story_writes(s)
                 src = s.scalar(select(m.Source).where(m.Source.name == source))
                 if src is None:
                     raise StorageError(f"[{source}] source is not registered")
@@ -227,6 +237,7 @@ class Repository:
                         )
                     )
                 } if changes else {}
+                self._prefetch(s, changes)
                 touched: set[str] = set()
                 for change in changes:
                     item = items.get(change.key)
@@ -240,10 +251,11 @@ class Repository:
                         self._apply_article(s, src.id, change.article, now, result, touched)
                 for key in deleted:
                     self._withdraw(s, src.id, key, now, result, touched)
-                for story_id in sorted(touched):
-                    self._refresh_story(s, story_id, now, result)
+                self._refresh_stories(s, sorted(touched), now, result)
                 if fetch_state is not None:
                     self._put_fetch_state(s, src.id, fetch_state)
+                for hook in self.batch_hooks:
+                    hook(s, result)
         except DBAPIError as exc:
             raise StorageError(f"[{source}] database error: {exc.orig}") from None
         return result
@@ -252,7 +264,7 @@ class Repository:
         self, s: Session, source_id: int, a: ArticleValue, now: datetime, result: BatchResult, touched: set[str]
     ) -> None:
         """Store one article: new story, member of a stored story, update, or nothing (see dedup.decide)."""
-        row = s.get(m.Article, a.id)
+        row = self._article(s, a.id)
         stored = (
             dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
         )
@@ -307,7 +319,7 @@ class Repository:
         else:
             result.new += 1
             story_id = decision.story_id
-            if s.get(m.Story, story_id) is None:
+            if story_id in s.info.get("absent_stories", ()) or s.get(m.Story, story_id) is None:
                 s.add(m.Story(id=story_id, canonical_article_id=a.id, published=a.published,
                               updated=a.updated or a.published, member_count=1, withdrawn=False, changed_at=now))
                 s.flush()
@@ -450,13 +462,16 @@ class Repository:
     def _set_tags(self, s: Session, article_id: str, names: Sequence[str]) -> bool:
         """Make the article's tags exactly ``names``; True when they changed."""
         wanted = {self._tag_id(s, n) for n in dict.fromkeys(names) if n}
-        have = set(s.scalars(select(m.ArticleTag.tag_id).where(m.ArticleTag.article_id == article_id)))
+        prefetched: dict[str, set[int]] = s.info.get("article_tags", {})
+        if article_id in prefetched:
+            have = prefetched.pop(article_id)
+        else:
+            have = set(s.scalars(select(m.ArticleTag.tag_id).where(m.ArticleTag.article_id == article_id)))
         if have - wanted:
             s.execute(delete(m.ArticleTag).where(m.ArticleTag.article_id == article_id,
                                                  m.ArticleTag.tag_id.in_(have - wanted)))
         for tid in wanted - have:
             s.add(m.ArticleTag(article_id=article_id, tag_id=tid))
-        s.flush()
         return wanted != have
 
     def _tag_id(self, s: Session, name: str) -> int:
@@ -465,6 +480,8 @@ class Repository:
             return cache[name]
         tid = s.scalar(select(m.Tag.id).where(m.Tag.name == name))
         if tid is None:
+            from ..normalize.tags import slugify  # pypinyin's tables take a second to load: only for new tags
+
             base = slugify(name) or "tag"
             slug, n = base, 1
             while s.scalar(select(m.Tag.id).where(m.Tag.slug == slug)) is not None:
@@ -476,6 +493,94 @@ class Repository:
             tid = tag.id
         cache[name] = tid
         return tid
+
+    # -- batch prefetching: a few queries per batch instead of several per article ----------------------
+    def _prefetch(self, s: Session, changes: Sequence[ItemChange]) -> None:
+        """Load the batch's stored articles, their tags and every tag id up front.
+
+        ``_article`` then answers from the session (known misses included), ``_set_tags`` from the map;
+        the loaded rows are kept referenced in ``s.info`` so the identity map holds them for the batch.
+        """
+        ids = list(dict.fromkeys(c.article.id for c in changes if c.article is not None))
+        loaded: list[m.Article] = []
+        article_tags: dict[str, set[int]] = {i: set() for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            loaded.extend(s.scalars(select(m.Article).where(m.Article.id.in_(chunk))))
+            for aid, tid in s.execute(select(m.ArticleTag.article_id, m.ArticleTag.tag_id)
+                                      .where(m.ArticleTag.article_id.in_(chunk))):
+                article_tags[aid].add(tid)
+        s.info["loaded_articles"] = loaded
+        found = {a.id for a in loaded}
+        missing = [i for i in ids if i not in found]
+        s.info["missing_articles"] = set(missing)
+        # stories the batch's new articles would found that do not exist yet: no s.get per new story
+        founded = {dedup.story_id_for(i): i for i in missing}
+        keys = list(founded)
+        existing: set[str] = set()
+        for start in range(0, len(keys), 500):
+            existing.update(s.scalars(select(m.Story.id).where(m.Story.id.in_(keys[start : start + 500]))))
+        s.info["absent_stories"] = set(keys) - existing
+        s.info["article_tags"] = article_tags
+        s.info.setdefault("tag_ids", {}).update({name: tid for name, tid in s.execute(select(m.Tag.name, m.Tag.id))})
+
+    @staticmethod
+    def _article(s: Session, article_id: str) -> m.Article | None:
+        """``s.get`` that skips the query for an article the prefetch found missing (the first time)."""
+        missing: set[str] = s.info.get("missing_articles", set())
+        if article_id in missing:
+            missing.discard(article_id)
+            return None
+        return s.get(m.Article, article_id)
+
+    def _refresh_stories(self, s: Session, story_ids: Sequence[str], now: datetime, result: BatchResult) -> None:
+        """``_refresh_story`` for many stories with a handful of queries per 500 (same results)."""
+        for start in range(0, len(story_ids), 500):
+            chunk = list(story_ids[start : start + 500])
+            stories = {st.id: st for st in s.scalars(select(m.Story).where(m.Story.id.in_(chunk)))}
+            members: dict[str, list[m.Article]] = {}
+            for a in s.scalars(select(m.Article).where(m.Article.story_id.in_(chunk), m.Article.withdrawn_at.is_(None))):
+                members.setdefault(a.story_id, []).append(a)
+            old: dict[str, set[int]] = {}
+            for sid, tid in s.execute(select(m.StoryTag.story_id, m.StoryTag.tag_id).where(m.StoryTag.story_id.in_(chunk))):
+                old.setdefault(sid, set()).add(tid)
+            member_ids = [a.id for group in members.values() for a in group]
+            art_tags: dict[str, set[int]] = {}
+            for m_start in range(0, len(member_ids), 500):
+                for aid, tid in s.execute(select(m.ArticleTag.article_id, m.ArticleTag.tag_id)
+                                          .where(m.ArticleTag.article_id.in_(member_ids[m_start : m_start + 500]))):
+                    art_tags.setdefault(aid, set()).add(tid)
+            s.execute(delete(m.StoryTag).where(m.StoryTag.story_id.in_(chunk)))
+            rows: list[dict[str, object]] = []
+            changed_tags: set[int] = set()
+            for sid in chunk:
+                story = stories.get(sid)
+                if story is None:
+                    continue
+                group = members.get(sid, [])
+                result.changed_stories.add(sid)
+                story.changed_at = now
+                changed_tags |= old.get(sid, set())
+                if not group:
+                    story.withdrawn = True
+                    story.member_count = 0
+                    continue
+                canonical = min(group, key=lambda a: (a.published, -len(a.content_text), a.id))
+                # as in _refresh_story: only the canonical member's real edits move `updated`, forward only
+                shown = canonical.updated or canonical.published
+                if story.canonical_article_id == canonical.id and story.updated is not None:
+                    shown = max(shown, story.updated)
+                story.canonical_article_id = canonical.id
+                story.published = canonical.published
+                story.updated = shown
+                story.member_count = len(group)
+                story.withdrawn = False
+                tag_ids = set().union(*(art_tags.get(a.id, set()) for a in group))
+                rows.extend({"story_id": sid, "tag_id": tid, "published": story.published} for tid in sorted(tag_ids))
+                changed_tags |= tag_ids
+            if rows:
+                s.execute(insert(m.StoryTag), rows)
+            result.changed_tags |= self._slugs(s, changed_tags)
 
     def _withdraw(self, s: Session, source_id: int, key: str, now: datetime, result: BatchResult, touched: set[str]) -> None:
         s.execute(delete(m.SourceItem).where(m.SourceItem.source_id == source_id, m.SourceItem.key == key))
@@ -557,6 +662,36 @@ class Repository:
                 )
             stories = list(s.scalars(q.order_by(m.Story.published.desc(), m.Story.id).limit(limit)))
             return self._entries(s, stories, base_url)
+
+    def feed_entries_many(self, slugs: Sequence[str], limit: int, base_url: str) -> dict[str, list[StoryEntry]]:
+        """``feed_entries`` for several tags in three queries instead of three per tag (a full render of
+        hundreds of tags); a story shared by several tags is loaded once. Same entries, same order."""
+        if not slugs:
+            return {}
+        with self._session() as s:
+            rank = func.row_number().over(
+                partition_by=m.StoryTag.tag_id, order_by=(m.Story.published.desc(), m.Story.id)
+            ).label("rank")
+            ranked = (
+                select(m.Tag.slug, m.StoryTag.story_id, rank)
+                .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
+                .join(m.Story, m.Story.id == m.StoryTag.story_id)
+                .where(m.Tag.slug.in_(list(slugs)), m.Story.withdrawn.is_(False))
+                .subquery()
+            )
+            picked = s.execute(
+                select(ranked.c.slug, ranked.c.story_id).where(ranked.c.rank <= limit).order_by(ranked.c.slug, ranked.c.rank)
+            ).all()
+            ids = sorted({sid for _, sid in picked})
+            by_id: dict[str, StoryEntry] = {}
+            for start in range(0, len(ids), 500):
+                stories = list(s.scalars(select(m.Story).where(m.Story.id.in_(ids[start : start + 500]))))
+                by_id.update((e.story_id, e) for e in self._entries(s, stories, base_url))
+            out: dict[str, list[StoryEntry]] = {slug: [] for slug in slugs}
+            for slug, sid in picked:
+                if sid in by_id:
+                    out[slug].append(by_id[sid])
+            return out
 
     def _entries(self, s: Session, stories: Sequence[m.Story], base_url: str) -> list[StoryEntry]:
         if not stories:
@@ -715,6 +850,18 @@ class Repository:
             }
 
     # -- helpers --------------------------------------------------------------------------------
+    @staticmethod
+    def _serialize_story_writes(s: Session) -> None:
+        """Batches that add or change articles take turns (until their commit) on PostgreSQL.
+
+        Deduplication looks for the stories an article joins among *committed* rows; two workers storing
+        the same news at the same moment would each miss the other's and make two stories. Only the short
+        write transaction waits: reading and normalizing still run in parallel. SQLite's ``BEGIN IMMEDIATE``
+        already has one writer at a time.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(727002)"))
+
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 

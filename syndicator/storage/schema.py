@@ -230,3 +230,28 @@ class DigestRecord(Base):
     email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     email_recipients: Mapped[str | None] = mapped_column(Text)
     email_message_id: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(Base):
+    """Work that exactly one worker does at a time (scale-out, migration 0006).
+
+    ``kind`` is ``poll`` (key: source name), ``render`` (key: an output, e.g. ``feed:all``) or ``digest``
+    (key: the local date). A row is *due* when ``due_at <= now``; it is free when nobody holds it or the
+    holder's ``expires_at`` has passed. ``token`` grows on every claim and fences late writes of a holder
+    that lost its lease; ``seq`` grows on every request to redo the work (a render asked for again while it
+    was running stays due).
+    """
+
+    __tablename__ = "leases"
+    __table_args__ = (Index("ix_leases_kind_due", "kind", "due_at"),)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims since the work was last completed
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by: Mapped[str | None] = mapped_column(String(200))

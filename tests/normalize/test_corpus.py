@@ -146,3 +146,14 @@ def test_no_related_snippet_left(results: list[tuple[str, str, Article | None, l
         if any(re.sub(r"\s+", "", s) in paragraphs for s in related_snippets(current_body(text))):
             left.append(name)
     assert left == []
+
+
+def test_no_paragraph_starts_with_continuation_punctuation(
+    results: list[tuple[str, str, Article | None, list[str]]],
+) -> None:
+    bad = [
+        name
+        for name, _t, a, _p in results
+        if a is not None and any(p[:1] in set("、，,。；;：:！!？?）)」』”’】》") for p in a.content_text.split("\n\n") if p)
+    ]
+    assert bad == []

@@ -275,3 +275,13 @@ def test_reporters_leading_the_body(rules: NormalizeSettings, tags: TagSettings)
     a = normalize_item(raw_file(post(body)), rules, tags)
     assert a.author == "张歆晨、陈淑贞、李溯婉、武子晔"
     assert a.content_text == LEAD + "\n\n李娜"  # a name-shaped line after the text has begun stays
+
+
+def test_line_starting_with_punctuation_continues_the_previous(rules: NormalizeSettings, tags: TagSettings) -> None:
+    """Real lines (``49家小区入围！南京物业管理治安秩序“优秀榜”发布——房产南京``): links lost by the scraper leave
+    ``、`` lines; no paragraph of its own starts with 、，。."""
+    body = "这些入榜小区分别为：玄武区的紫金\n、\n、龙悦山庄、童卫路7号、公教一村；\n。\n"
+    a = normalize_item(raw_file(post(body)), rules, tags)
+    assert a.content_text == "这些入榜小区分别为：玄武区的紫金、、龙悦山庄、童卫路7号、公教一村；。"
+    b = normalize_item(raw_file(post("。\n" + LEAD)), rules, tags)
+    assert b.content_text == LEAD

@@ -102,6 +102,8 @@ def test_hostile_markup_in_archive_posts_never_reaches_feeds_or_pages(folder: Pa
     code, out, err = sync(config)
     assert code == 0, err
     assert f"new={len(HOSTILE_HTML)}" in out
+    digests = sorted(p.name for p in (folder / "feeds" / "digest").glob("*.html"))
+    assert "2019-02-25.html" in digests and (folder / "feeds" / "digest.atom").exists()  # checked below too
     assert_clean_outputs(folder / "feeds")
 
 

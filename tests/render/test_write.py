@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syndicator.errors import RenderError
-from syndicator.render.write import TEMP_PREFIX, prune, write_if_changed
+from syndicator.render.write import SMALL_BATCH, TEMP_PREFIX, BatchWriter, prune, write_if_changed
 
 
 def test_writes_then_keeps_mtime_when_equal(tmp_path: Path) -> None:
@@ -93,3 +93,32 @@ def test_prune_does_not_follow_symlinks(tmp_path: Path) -> None:
     assert (outside / "keep.atom").exists()
     with pytest.raises(RenderError):
         prune(out, set(), "../outside")
+
+
+# -- BatchWriter ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("count", [3, SMALL_BATCH + 40])  # fsync per file / two filesystem syncs
+def test_batch_writer_writes_only_changed_files_and_nothing_before_commit(tmp_path: Path, count: int) -> None:
+    write_if_changed(tmp_path, "articles/0.html", b"page 0")
+    before = (tmp_path / "articles" / "0.html").stat().st_mtime_ns
+    with BatchWriter(tmp_path, window=10_000) as w:
+        staged = [w.write(f"articles/{i}.html", f"page {i}".encode()) for i in range(count)]
+        assert staged[0] is False and all(staged[1:])
+        assert not (tmp_path / "articles" / "1.html").exists()  # invisible until commit
+    assert w.written == count - 1
+    assert (tmp_path / "articles" / "0.html").stat().st_mtime_ns == before
+    assert all((tmp_path / "articles" / f"{i}.html").read_bytes() == f"page {i}".encode() for i in range(count))
+    assert not [p for p in (tmp_path / "articles").iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_batch_writer_commits_every_window_and_discards_on_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), BatchWriter(tmp_path, window=4) as w:
+        for i in range(6):
+            w.write(f"tags/{i}.atom", b"x")
+        raise RuntimeError("render failed")
+    names = sorted(p.name for p in (tmp_path / "tags").iterdir())
+    assert names == ["0.atom", "1.atom", "2.atom", "3.atom"]  # the first window was committed, the rest dropped
+
+
+def test_batch_writer_refuses_paths_outside_the_output(tmp_path: Path) -> None:
+    with pytest.raises(RenderError), BatchWriter(tmp_path) as w:
+        w.write("../escape.html", b"x")

@@ -125,3 +125,19 @@ def test_service_schedules_the_job_and_catches_up_after_a_late_start(
     quiet = BackgroundScheduler(timezone="UTC")
     add_digest_job(quiet, Ticker(off, Repository(open_database(s.database.url)), threading.Event()))
     assert quiet.get_jobs() == []
+
+
+def test_job_waits_for_the_services_first_tick(tmp_path: Path, archive: Path, smtp: tuple[Sink, int],
+                                                frozen: list[datetime]) -> None:
+    sink, port = smtp
+    s = settings_for(tmp_path, archive, f"sqlite:///{tmp_path / 'db.sqlite'}", port)
+    repo = Repository(open_database(s.database.url))
+    sync(s, repo)
+    first_tick_done = threading.Event()
+    thread = threading.Thread(target=DigestJob(s, repo, threading.Event(), ready=first_tick_done.is_set).run)
+    thread.start()
+    thread.join(timeout=1.5)
+    assert thread.is_alive() and not sink.messages  # a catch-up at start never takes the first turn
+    first_tick_done.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and len(sink.messages) == 1

@@ -1,0 +1,344 @@
+"""A worker of a scale-out deployment: claims due work from the database, does it, hands it back.
+
+Any number of workers on any hosts share one PostgreSQL database. Nothing is assigned: each ``tick`` a
+worker claims (``storage.leases``) a few due source polls, then due output renders, then the day's digest,
+so the work spreads over however many workers there are, and a dead worker's claims pass to the others
+when their leases run out.
+
+- **Polls**: one lease row per configured source; its ``due_at`` is the source's current slot. The worker
+  that claims it syncs the source (``sync.sync``, one source, no render) and completes the lease with the
+  next slot (``due_at + every``, skipping slots that already passed). A redo after a takeover is harmless:
+  articles are keyed by (source, key) and an unchanged item is recognised as such.
+- **Renders**: every stored batch requests, *in its own transaction*, the render keys it touched
+  (``publish.render_keys``), so a crash after a commit cannot lose a re-render. One worker claims a key and
+  renders that output; requests that arrive meanwhile keep the key due, so the last change is always
+  rendered and each output is rendered once per change, not once per worker.
+- **Digest**: one lease row per local day, due at the digest time, claimed once and never again.
+
+A background thread renews every lease the worker holds (each third of the lease length) while the work
+runs; a ``SIGKILL``-ed worker stops renewing, which is how the others learn it is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from time import monotonic
+from zoneinfo import ZoneInfo
+
+from .config import Settings
+from .errors import ConfigError, Interrupted, SyndicatorError
+from .logs import source_context
+from .publish import SITE, attach_output_store, publish_keys, render_keys
+from .storage.leases import DIGEST, POLL, RENDER, Lease, Leases
+from .storage.repo import BatchResult, Repository
+
+log = logging.getLogger(__name__)
+
+DigestJob = Callable[[date], object]  # builds (and sends) the digest of a local day
+DIGEST_CHECK_SECONDS = 5.0  # how often a worker asks whether the day's digest is due (it is rare work)
+
+
+def default_holder() -> str:
+    """``host:pid``: who holds a lease, as operators read it in logs and status."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def next_slot(due_at: datetime, every: float, now: datetime) -> datetime:
+    """The first slot after ``now`` on the grid ``due_at + k·every`` (slots that already passed are skipped)."""
+    step = timedelta(seconds=every)
+    nxt = due_at + step
+    if nxt <= now:
+        missed = int((now - due_at) / step)
+        nxt = due_at + step * (missed + 1)
+    return nxt
+
+
+@dataclass(slots=True)
+class TickReport:
+    polls: int = 0
+    renders: int = 0
+    digests: int = 0
+    takeovers: int = 0
+    lost: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def worked(self) -> bool:
+        return bool(self.polls or self.renders or self.digests)
+
+
+class Worker:
+    """Claims and does due work; ``tick`` once, or ``run`` until a stop event is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        *,
+        holder: str | None = None,
+        digest: DigestJob | None = None,
+        digest_at: time | None = None,
+    ) -> None:
+        if repo.engine.dialect.name != "postgresql":
+            raise ConfigError(
+                "scale-out roles need PostgreSQL; SQLite is owned by one `syndicator run`", key="database.url"
+            )
+        self.settings = settings
+        self.repo = repo
+        cluster = settings.cluster
+        self.leases = Leases(repo.engine, holder or default_holder(), ttl=cluster.seconds("lease"))
+        self.tick_seconds = settings.schedule.seconds("tick")
+        self._rng = random.Random()
+        if digest is None and settings.digest.enabled:
+            from .digest import run_daily_digest  # the service's daily job: digest.day, e-mailed once
+
+            digest = lambda _day: run_daily_digest(settings, repo)  # noqa: E731
+            digest_at = digest_at or time(*settings.digest.hour_minute)
+        self.digest = digest
+        self.digest_at = digest_at or time(7, 0)
+        self._held: dict[tuple[str, str], Lease] = {}
+        self._held_lock = threading.Lock()
+        self._digest_day: date | None = None
+        self._digest_next_check = 0.0
+        self._stop = threading.Event()
+        attach_output_store(settings, repo)
+        # render requests commit with the batch that makes them necessary: a crash in between loses nothing
+        self._hook = self.leases.requester(RENDER, self._render_keys)
+        repo.batch_hooks.append(self._hook)
+
+    @property
+    def holder(self) -> str:
+        return self.leases.holder
+
+    # -- setup ----------------------------------------------------------------------------------
+    def register(self) -> None:
+        """Make the poll rows of the configured sources (new ones due now) and drop those of removed ones."""
+        names = []
+        now = self.leases.now()
+        for src in self.settings.sources:
+            if src.enabled:
+                self.repo.ensure_source(src.name, src.type, str(src.path or src.url))
+                names.append(src.name)
+                # first polls spread over one interval (at most a minute), not all at the same instant
+                spread = (zlib.crc32(src.name.encode()) % 1000) / 1000 * min(src.interval_seconds, 60.0)
+                self.leases.ensure(POLL, [src.name], now + timedelta(seconds=spread))
+        self.leases.forget(POLL, names)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Work until ``stop`` is set: polls in this thread, renders and the digest in another.
+
+        Two loops so that a long render (the front page reads every tag) never delays a due poll; each
+        takes its own claims, so they need no coordination beyond the leases. A third thread renews leases.
+        """
+        if stop is not None:
+            self._stop = stop
+        stop = self._stop
+        self.register()
+        threads = [
+            threading.Thread(target=self._renew_loop, args=(stop,), name="lease-renewer", daemon=True),
+            threading.Thread(target=self._loop, args=(stop, self.tick_renders), name="renderer", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        log.info("worker %s: polling %d sources, lease %s", self.holder, len(self.settings.sources),
+                 self.settings.cluster.lease)
+        try:
+            self._loop(stop, self.tick_polls)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+            self._release_all()
+
+    def _loop(self, stop: threading.Event, step: Callable[[threading.Event | None], TickReport]) -> None:
+        while not stop.is_set():
+            try:
+                report = step(stop)
+            except SyndicatorError as exc:  # the database went away: try again next tick
+                log.error("worker %s: %s", self.holder, exc)
+                report = TickReport()
+            if not report.worked:
+                stop.wait(self.tick_seconds)
+
+    def tick(self, stop: threading.Event | None = None) -> TickReport:
+        """One round of everything: due polls (a few), then due renders, then the digest."""
+        report = self.tick_polls(stop)
+        rendered = self.tick_renders(stop)
+        report.renders, report.digests = rendered.renders, rendered.digests
+        report.lost += rendered.lost
+        report.errors += rendered.errors
+        return report
+
+    def tick_polls(self, stop: threading.Event | None = None) -> TickReport:
+        """Claim a few due polls and do them."""
+        report = TickReport()
+        for lease in self.leases.claim(POLL, limit=self.settings.cluster.poll_batch):
+            if stop is not None and stop.is_set():
+                self.leases.release(lease)
+                continue
+            self._poll(lease, report)
+        return report
+
+    def tick_renders(self, stop: threading.Event | None = None) -> TickReport:
+        """Claim the due renders and do them, then the digest when it is due."""
+        report = TickReport()
+        if stop is not None and stop.is_set():
+            return report
+        renders = self.leases.claim(RENDER, limit=self.settings.cluster.render_batch)
+        if renders:
+            self._render(renders, report)
+        if self.digest is not None:
+            self._maybe_digest(report)
+        return report
+
+    # -- work -----------------------------------------------------------------------------------
+    def _poll(self, lease: Lease, report: TickReport) -> None:
+        from .scheduler import Timing, next_due  # the service's backoff, shared (imports APScheduler)
+        from .sync import sync  # sync imports the source modules; keep this module light
+
+        try:
+            src = self.settings.source(lease.key)
+        except ConfigError:
+            self.leases.complete(lease, None)  # removed from config since the row was made
+            return
+        with source_context(src.name):
+            if lease.attempts > 1:
+                report.takeovers += 1
+                log.warning("%s: taking over from %s (its lease ran out); polling again", src.name,
+                            lease.previous_holder)
+            log.info("%s: poll slot=%s holder=%s attempt=%d", src.name, lease.due_at.isoformat(), self.holder,
+                     lease.attempts)
+            started = monotonic()
+            try:
+                with self._holding(lease):
+                    sync_report, _ = sync(self.settings, self.repo, names=[src.name], render=False,
+                                          stop=self._stop.is_set)
+            except Interrupted:
+                self.leases.release(lease)  # stopping: the slot stays due for the other workers
+                return
+            report.polls += 1
+            report.errors.extend(e for s in sync_report.sources for e in s.errors)
+            # the database's time, without asking it again: claim time (expiry − lease length) + time spent
+            now = lease.expires_at - self.leases.ttl + timedelta(seconds=monotonic() - started)
+            failures, _ = self.repo.schedule_state(src.name)
+            sr = sync_report.sources[0] if sync_report.sources else None
+            if failures:  # back off like the single-process service; the grid restarts after recovery
+                nxt = next_due(src, failures, now, Timing.from_settings(self.settings), self._rng)
+                log.warning("%s: failed %d time(s) in a row; retrying at %s", src.name, failures,
+                            nxt.isoformat(timespec="seconds"))
+            else:
+                nxt = next_slot(lease.due_at, src.interval_seconds, now)
+                skipped = round((nxt - lease.due_at) / timedelta(seconds=src.interval_seconds)) - 1
+                if skipped > 0:
+                    log.warning("%s: %d slot(s) skipped after slot=%s (workers are behind)", src.name, skipped,
+                                lease.due_at.isoformat())
+            if sr is not None and sr.next_due is not None and sr.next_due > nxt:
+                # a server's Retry-After, or a feed's ttl / max-age that lengthens the interval; a plain
+                # "every" from the poll's end would only pull the source off its grid of slots
+                # (the poll counts its interval from its own start: allow half an interval of slack)
+                lengthened = sr.next_due > now + timedelta(seconds=src.interval_seconds * 1.5)
+                if failures or lengthened:
+                    nxt = sr.next_due
+            self.repo.set_next_due(src.name, nxt)  # what `syndicator status` shows
+            if not self.leases.complete(lease, nxt):
+                report.lost += 1
+                log.warning("%s: lease lost during the poll (another worker took it over)", src.name)
+
+    def _render(self, leases: list[Lease], report: TickReport) -> None:
+        with self._holding(*leases):
+            try:
+                written = publish_keys(self.settings, self.repo, [x.key for x in leases])
+            except SyndicatorError as exc:
+                report.errors.append(str(exc))
+                log.error("render: %s", exc)
+                for lease in leases:
+                    self.leases.release(lease, self.leases.now() + timedelta(seconds=self.tick_seconds * 5))
+                return
+        report.renders += len(leases)
+        for lease in leases:
+            if not self.leases.complete(lease, None, drop=True):
+                report.lost += 1
+        log.info("render: %d outputs claimed, %d files changed", len(leases), written)
+
+    def _maybe_digest(self, report: TickReport) -> None:
+        assert self.digest is not None
+        if monotonic() < self._digest_next_check:
+            return
+        self._digest_next_check = monotonic() + DIGEST_CHECK_SECONDS
+        tz = ZoneInfo(self.settings.site.timezone)
+        now = self.leases.now()
+        today = now.astimezone(tz).date()
+        if self._digest_day != today:
+            due = datetime.combine(today, self.digest_at, tzinfo=tz)
+            self.leases.ensure(DIGEST, [today.isoformat()], due)
+            self._digest_day = today
+        for lease in self.leases.claim(DIGEST, limit=1):
+            day = date.fromisoformat(lease.key)
+            log.info("digest %s: building (holder=%s attempt=%d)", day, self.holder, lease.attempts)
+            with self._holding(lease):
+                self.digest(day)
+            report.digests += 1
+            self.leases.request(RENDER, [SITE])  # the front page lists the latest digests
+            if not self.leases.complete(lease, None):
+                report.lost += 1
+
+    @staticmethod
+    def _render_keys(result: BatchResult) -> list[str]:
+        return render_keys(result.changed_stories, result.changed_tags)
+
+    def close(self) -> None:
+        """Stop asking for renders from this repository's batches (the worker is done)."""
+        if self._hook in self.repo.batch_hooks:
+            self.repo.batch_hooks.remove(self._hook)
+
+    # -- lease keeping --------------------------------------------------------------------------
+    @contextmanager
+    def _holding(self, *leases: Lease) -> Iterator[None]:
+        with self._held_lock:
+            for lease in leases:
+                self._held[(lease.kind, lease.key)] = lease
+        try:
+            yield
+        finally:
+            with self._held_lock:
+                for lease in leases:
+                    self._held.pop((lease.kind, lease.key), None)
+
+    def _renew_loop(self, stop: threading.Event) -> None:
+        every = max(0.2, self.leases.ttl.total_seconds() / 3)
+        while not stop.wait(every):
+            with self._held_lock:
+                held = list(self._held.values())
+            for lease in held:
+                try:
+                    renewed = self.leases.renew(lease)
+                except SyndicatorError as exc:
+                    log.warning("lease renewal failed: %s", exc)
+                    continue
+                with self._held_lock:
+                    if (lease.kind, lease.key) in self._held:
+                        if renewed is None:
+                            log.warning("%s %s: lease lost (taken over)", lease.kind, lease.key)
+                            self._held.pop((lease.kind, lease.key), None)
+                        else:
+                            self._held[(lease.kind, lease.key)] = renewed
+
+    def _release_all(self) -> None:
+        with self._held_lock:
+            held = list(self._held.values())
+            self._held.clear()
+        for lease in held:
+            try:
+                self.leases.release(lease)
+            except SyndicatorError:
+                pass

@@ -1,0 +1,124 @@
+"""Normalize many raw items in worker processes, in order, with a bounded number of items in flight.
+
+normalize/ is pure, so it can run anywhere: with more than one core and more than a few hundred changed
+files, worker processes normalize while the main process stores the previous batch. Items go out in chunks
+and come back in the order they went in; at most ``workers × 2`` chunks are in flight, so memory does not
+grow with the archive. Workers come from a ``forkserver`` (never forked from a process that holds database
+connections) and receive the rules once, at start-up. Asked to stop, the main process terminates them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.pool import AsyncResult
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import ParseError
+from .types import Article, RawItem
+
+if TYPE_CHECKING:
+    from .config import NormalizeSettings, TagSettings
+
+T = TypeVar("T")
+CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
+MIN_ITEMS = 1000  # fewer changed items than this are normalized in-process (starting workers costs ~1 s)
+POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
+Result = tuple[Article | None, str | None]  # the article, or the ParseError's reason
+
+_rules: tuple[NormalizeSettings, TagSettings] | None = None
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings) -> Result:
+    # imported here: a sync with nothing to read (the common case) never loads normalize/ and pypinyin
+    from .normalize import normalize_item
+
+    try:
+        return normalize_item(raw, rules, tags), None
+    except ParseError as exc:
+        return None, exc.reason
+
+
+def _init(rules: NormalizeSettings, tags: TagSettings) -> None:
+    global _rules
+    _rules = (rules, tags)
+    import syndicator.normalize  # noqa: F401  (now, while the main process is still reading files)
+    # stopping is the main process's decision (the service's stop flag): a Ctrl-C sent to the whole
+    # process group must not kill workers in the middle of a chunk and break the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _work(chunk: list[RawItem]) -> list[Result]:
+    assert _rules is not None
+    return [normalize_one(raw, *_rules) for raw in chunk]
+
+
+def normalize_all(
+    items: Iterable[tuple[T, RawItem]], rules: NormalizeSettings, tags: TagSettings, *, workers: int | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[tuple[T, Result]]:
+    """``(tag, raw)`` → ``(tag, (article | None, error | None))`` in input order.
+
+    ``workers`` defaults to the number of cores; 1 (or a short input) normalizes in this process. ``stop``
+    is polled while waiting for a worker: when it says so the iteration ends early and the workers are
+    terminated at once (a service asked to stop must not wait for chunks nobody will store).
+    """
+    it = iter(items)
+    head = list(itertools.islice(it, MIN_ITEMS))
+    n = cpu_count() if workers is None else workers
+    if n <= 1 or len(head) < MIN_ITEMS:
+        for tag, raw in itertools.chain(head, it):
+            yield tag, normalize_one(raw, rules, tags)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    # nothing preloaded: the pool starts at once and the workers import normalize/ themselves, while this
+    # process keeps polling the stop flag (a preloading forkserver would block here for seconds)
+    ctx.set_forkserver_preload([])
+    # multiprocessing.Pool rather than ProcessPoolExecutor: it can terminate its workers (Python 3.11)
+    pool = ctx.Pool(n, initializer=_init, initargs=(rules, tags))
+    pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
+    finished = False
+    try:
+        def fill() -> None:
+            while len(pending) < n * 2:
+                chunk = list(itertools.islice(it, CHUNK))
+                if not chunk:
+                    return
+                pending.append(([t for t, _ in chunk], pool.apply_async(_work, ([r for _, r in chunk],))))
+
+        # the workers take a second to start: the first items are normalized here meanwhile, so a sync
+        # makes progress (and can be stopped between files) from its first moment
+        fill()
+        for tag, raw in head:
+            if stop is not None and stop():
+                return
+            yield tag, normalize_one(raw, rules, tags)
+        while True:
+            fill()
+            if not pending:
+                finished = True
+                return
+            tags_, result = pending.popleft()
+            while not result.ready():
+                if stop is not None and stop():
+                    return
+                result.wait(POLL_SECONDS)
+            yield from zip(tags_, result.get(), strict=True)
+    finally:
+        if finished:
+            pool.close()
+        else:  # stopped early (a stop request, an error, the caller broke off): drop the chunks in flight
+            pool.terminate()
+        pool.join()

@@ -1,0 +1,42 @@
+"""The benchmark runs end to end on a tiny archive (timings are the benchmark's business, not the suite's)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # bench/ is a folder of the repository, not part of the installed package
+
+from bench.generate import Generator, generate  # noqa: E402
+
+
+def test_generator_is_deterministic_and_seed_shaped(tmp_path: Path) -> None:
+    a = generate(tmp_path / "a", 60, seed=3)
+    b = generate(tmp_path / "b", 60, seed=3)
+    names = sorted(p.name for p in a.iterdir())
+    assert len(names) == 60 and names == sorted(p.name for p in b.iterdir())
+    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    posts = list(Generator(3).posts(300))
+    assert 10 <= sum(p.duplicate_of is not None for p in posts) <= 60  # ~10 % near-duplicates
+    text = posts[5].data.decode("utf-8")
+    assert text.startswith("---\ntitle: ") and "原标题：" in text and "[责任编辑：" in text
+    # a window of the archive is the same posts as the archive itself
+    assert [p.data for p in Generator(3).posts(5, start=200)] == [p.data for p in posts[200:205]]
+
+
+def test_bench_runs_every_case_on_a_tiny_archive(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "bench", "--n", "12", "--runs", "1", "--no-hugo", "--no-corpus",
+           "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "cold" in done.stdout and "median s" in done.stdout
+    (result,) = (tmp_path / "results").glob("*.json")
+    doc = json.loads(result.read_text(encoding="utf-8"))
+    cases = {(r["case"], r["tool"]) for r in doc["results"]}
+    assert {("cold", "syndicator"), ("noop", "syndicator"), ("new", "syndicator"), ("edit", "syndicator"),
+            ("delete", "syndicator"), ("render", "syndicator")} <= cases
+    assert all(r["peak_rss_mb"] > 0 and r["seconds"] > 0 for r in doc["results"])
+    assert doc["machine"]["cpus"] >= 1

@@ -1,0 +1,38 @@
+"""Worker-process normalization gives exactly what in-process normalization gives, in input order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from conftest import SEED_FILE
+
+from syndicator import config, parallel
+from syndicator.types import RawItem
+
+
+def _items(n: int) -> list[tuple[int, RawItem]]:
+    seed = SEED_FILE.read_bytes()
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    items = []
+    for i in range(n):
+        # every 7th item has no article in it: its error must come back in its place
+        data = b"---\ntitle: \n---\n" if i % 7 == 3 else seed.replace("应急".encode(), f"应急{i}".encode(), 1)
+        items.append((i, RawItem(source="s", key=f"{i:04d}.md", timezone="Asia/Shanghai", data=data,
+                                 path=f"{i:04d}.md", mtime=when)))
+    return items
+
+
+def test_workers_match_in_process_results_in_order() -> None:
+    settings = config.Settings()
+    items = _items(parallel.MIN_ITEMS + 50)
+    inline = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
+    pooled = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
+    assert [i for i, _ in pooled] == list(range(len(items)))
+    assert pooled == inline
+    assert sum(1 for _, (a, err) in pooled if a is None and err) == sum(1 for i, _ in items if i % 7 == 3)
+
+
+def test_short_input_stays_in_process() -> None:
+    settings = config.Settings()
+    got = list(parallel.normalize_all(_items(5), settings.normalize, settings.tags, workers=4))
+    assert [i for i, _ in got] == [0, 1, 2, 3, 4] and got[0][1][0] is not None

@@ -19,6 +19,7 @@ from multiprocessing.pool import AsyncResult
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ParseError
+from .normalize import normalize_item
 from .types import Article, RawItem
 
 if TYPE_CHECKING:
@@ -42,9 +43,6 @@ def cpu_count() -> int:
 
 
 def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings) -> Result:
-    # imported here: a sync with nothing to read (the common case) never loads normalize/ and pypinyin
-    from .normalize import normalize_item
-
     try:
         return normalize_item(raw, rules, tags), None
     except ParseError as exc:

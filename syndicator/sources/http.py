@@ -367,9 +367,11 @@ def _fetch(
     current = url
     hops: list[tuple[int, str]] = []
     seen = {url}
+    secure_origin = urlsplit(url).scheme.lower() == "https"
     while True:
         host = _check_url(current, ctx)
-        same_host = host == origin
+        # credentials, cookies and custom headers: only to the configured host, and never downgraded to http
+        same_host = host == origin and not (secure_origin and urlsplit(current).scheme.lower() == "http")
         headers = {"User-Agent": opts.user_agent, "Accept-Encoding": "gzip, deflate",
                    "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
                              "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"}

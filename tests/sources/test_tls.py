@@ -61,3 +61,17 @@ def test_verify_false_and_the_guard_over_https(tls_web: Web) -> None:
     assert http.fetch(f"https://localhost:{tls_web.port}/feed", opts(False)).content == b"<rss/>"
     with pytest.raises(BlockedAddress):
         http.fetch(f"https://localhost:{tls_web.port}/feed", opts(False, private=False))
+
+
+def test_credentials_are_not_sent_after_a_downgrade_to_http(tls_web: Web, web: Web, ca: trustme.CA,
+                                                            tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    tls_web.route("/down", Reply(302, {"Location": f"http://localhost:{web.port}/landing"}))
+    web.route("/landing", Reply(200, {}, b"plain"))
+    o = FetchOptions(source="tls", user_agent="t", verify=str(bundle), allow_private_networks=True,
+                     auth=("u", "p"), headers=(("X-Token", "s3cret"),), cookies=(("sid", "1"),))
+    assert http.fetch(f"https://localhost:{tls_web.port}/down", o).content == b"plain"
+    assert tls_web.requests("/down")[0].headers["Authorization"] == "Basic dTpw"
+    landing = web.requests("/landing")[0].headers
+    assert "Authorization" not in landing and "X-Token" not in landing and "Cookie" not in landing

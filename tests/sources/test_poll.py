@@ -323,7 +323,7 @@ def test_html_listing_and_article_pages(tmp_path: Path, db_url: str, repo: Repos
     s = settings_for(tmp_path, db_url, [html_source(web)])
     report, _ = sync(s, repo, render=False)
     (sr,) = report.sources
-    assert (sr.new, sr.skipped) == (2, 1)  # the ad <li> has no title: reported, the rest goes on
+    assert (sr.new, sr.skipped, sr.errors) == (2, 1, [])  # the ad <li> has no title: counted, not an error
     rows = {str(a["title"]): a for a in repo.iter_articles()}
     a1 = rows["北京共有产权房新政落地 首批项目开始申购"]
     assert a1["channel"] == "房产北京"  # the title suffix rule, as for archive posts

@@ -13,8 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	-$(BIN)/syndicator --config config.yaml sync
-	$(BIN)/syndicator --config config.yaml serve
+	$(BIN)/syndicator --config config.yaml run
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -24,16 +24,10 @@ log = logging.getLogger("syndicator")
 
 
 def setup_logging(level: int = logging.INFO, fmt: str = "text") -> None:
-    """Logs go to stderr; human-readable by default."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    root.addHandler(handler)
-    root.setLevel(level)
-    for noisy in ("alembic", "waitress", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    """Logs go to stderr; human-readable by default, JSON lines with ``--log-format json``."""
+    from . import logs
+
+    logs.setup(level, fmt)
 
 
 class Ctx:
@@ -43,6 +37,7 @@ class Ctx:
         self.config_path = config_path
         self._settings: config_mod.Settings | None = None
         self._repo: Any = None
+        self.log_level: int = logging.INFO
 
     @property
     def settings(self) -> config_mod.Settings:
@@ -85,9 +80,11 @@ def handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Config file (default ./config.yaml; also $SYNDICATOR_CONFIG).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="SYNDICATOR_LOG_FORMAT",
+              help="Log lines on stderr: text (default) or json (one object per line, with the source).")
 @click.version_option(__version__, prog_name="syndicator")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool) -> None:
+def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool, log_format: str) -> None:
     """syndicator: turn news archives and feeds into clean, deduplicated per-tag RSS/Atom feeds.
 
     \b
@@ -95,11 +92,15 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
       syndicator sync                 read every source, store articles, write feeds/
       syndicator serve                serve feeds/ at http://127.0.0.1:8080/
       syndicator articles --json      what is stored, one JSON object per line
+      syndicator run                  keep the feeds fresh on schedule and serve them (a service)
+      syndicator status               each source's state, last success, last error, next poll
     Every command reads config.yaml (or --config PATH / $SYNDICATOR_CONFIG).
     Exit codes: 0 ok, 1 a source or file failed, 2 bad config or usage.
     """
-    setup_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    setup_logging(level, log_format)
     ctx.obj = Ctx(config_path)
+    ctx.obj.log_level = level
 
 
 @main.command()
@@ -113,9 +114,29 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
 
     Prints one summary line at the end. Exit 1 when any source or file failed (the rest is still stored).
     """
-    from .sync import sync as run_sync
+    from .storage import locks
+    from .storage.locks import SYNC_LOCK
 
     settings, repo = obj.settings, obj.repo
+    # take turns with a running service (and other syncs): never two writers on the same files
+    wait = settings.schedule.seconds("lock_wait")
+    try:
+        turn = locks.acquire(repo.engine, SYNC_LOCK)
+    except StorageError:
+        click.echo(f"sync: another process (the service?) is syncing; waiting up to {settings.schedule.lock_wait} …",
+                   err=True)
+        try:
+            turn = locks.acquire(repo.engine, SYNC_LOCK, wait=wait)
+        except StorageError:
+            raise StorageError(f"gave up after {settings.schedule.lock_wait}: another process is still syncing "
+                               "this database (schedule.lock_wait sets how long to wait)") from None
+    with turn:
+        _sync_locked(settings, repo, names, full, no_progress)
+
+
+def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
+    from .sync import sync as run_sync
+
     if sys.stderr.isatty() and not no_progress:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -183,6 +204,72 @@ def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> Non
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             click.echo(f"{row['published'][:16]}  {row['id']}  {row['title']}  [{', '.join(row['tags'])}]")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default server.host).")
+@click.option("--port", type=int, default=None, help="Port (default server.port).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log lines on stderr: text or json (same as the global option).")
+@click.pass_obj
+@handles_errors
+def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None) -> None:
+    """Run as a service: poll each source when due, re-render what changed, serve the feeds.
+
+    \b
+    One process: the scheduler (every source on its `every:` or `cron:` schedule, failing sources backed
+    off) and, unless server.enabled is false, the HTTP server with /healthz and /metrics. Stops cleanly on
+    SIGTERM or Ctrl-C (exit 0). Only one `run` per database: a second one refuses to start.
+    """
+    from .service import run as run_service
+
+    if log_format is not None:
+        setup_logging(obj.log_level, log_format)
+    settings, repo = obj.settings, obj.repo
+    sys.exit(run_service(settings, repo, host=host, port=port))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the service and each source.")
+@click.pass_obj
+@handles_errors
+def status(obj: Ctx, as_json: bool) -> None:
+    """Show whether the service runs and each source's state, last success, last error, next poll, articles."""
+    from .health import sources_table
+    from .scheduler import SERVICE_ROLE
+    from .storage.locks import RUN_LOCK, is_held
+
+    settings, repo = obj.settings, obj.repo
+    rows = sources_table(settings, repo)
+    info = repo.service_info(SERVICE_ROLE)
+    running = is_held(repo.engine, RUN_LOCK)
+    if as_json:
+        service = {"running": running, "holder": info.holder if info else None,
+                   "started_at": info.started_at.isoformat(timespec="seconds") if info else None,
+                   "last_tick_at": info.last_tick_at.isoformat(timespec="seconds") if info and info.last_tick_at else None}
+        click.echo(json.dumps({"service": service, "sources": rows}, ensure_ascii=False))
+        return
+    if running and info is not None:
+        tick = f", last tick {info.last_tick_at:%Y-%m-%d %H:%M:%S}" if info.last_tick_at else ""
+        click.echo(f"service: running ({info.holder}, since {info.started_at:%Y-%m-%d %H:%M:%S}{tick} UTC)")
+    elif running:
+        click.echo("service: running")
+    else:
+        last = f" (last: {info.holder}, stopped {info.stopped_at or info.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)" if info else ""
+        click.echo(f"service: not running{last}")
+
+    def when(value: str | None) -> str:
+        return value.replace("T", " ").removesuffix("+00:00") if value else "-"
+
+    header = ("SOURCE", "STATE", "LAST SUCCESS (UTC)", "NEXT DUE (UTC)", "ARTICLES", "LAST ERROR")
+    table = [header] + [
+        (r["name"], r["state"] + (f" ({r['consecutive_failures']}x)" if r["consecutive_failures"] else ""),
+         when(r["last_success"]), when(r["next_due"]), str(r["articles"]), r["last_error"] or "-")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1])
 
 
 @main.command("check-config")

@@ -176,7 +176,16 @@ class SourceSettings(_Section):
     @field_validator("every")
     @classmethod
     def _every(cls, v: str) -> str:
-        parse_duration(v)
+        if parse_duration(v) <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        # the scheduler checks each field when `run` starts; here only the shape
+        if v is not None and len(v.split()) != 5:
+            raise ValueError(f"not a crontab expression {v!r} (five fields: minute hour day month weekday)")
         return v
 
     @property
@@ -203,6 +212,28 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     enabled: bool = True
+
+
+class ScheduleSettings(_Section):
+    """How the service (`syndicator run`) schedules polls and backs off failing sources."""
+
+    tick: str = "1s"  # how often the scheduler asks the database which sources are due
+    jitter: float = Field(default=0.1, ge=0, le=1)  # random extra delay, as a fraction of the interval
+    backoff_base: str = "1m"  # first retry delay after a failure; doubles per consecutive failure
+    backoff_max: str = "6h"  # retry delays never exceed this
+    misfire_grace: str = "30s"  # a tick late by more than this is skipped (the next one catches up)
+    lock_wait: str = "10m"  # how long `sync` waits for the service's current sync before giving up
+
+    @field_validator("tick", "backoff_base", "backoff_max", "misfire_grace", "lock_wait")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) <= 0:
+            raise ValueError("must be longer than 0s")
+        return v
+
+    def seconds(self, key: str) -> float:
+        """A duration setting in seconds."""
+        return parse_duration(str(getattr(self, key)))
 
 
 class NormalizeSettings(_Section):
@@ -255,6 +286,7 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks
     config_path: Path | None = None  # set by load(); not a config key users write

@@ -66,6 +66,12 @@ class RenderError(SyndicatorError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+class Interrupted(SyndicatorError):
+    """A stop was asked for (SIGTERM/SIGINT) in the middle of a source; its unsaved batch was dropped."""
+
+
+class LockHeld(StorageError):
+    """Another process holds a lock this one needs (the service lock, or the writer's turn)."""
 class BlockedAddress(FetchError):
     """The URL's scheme or address is not allowed (private network guard, non-http scheme)."""
 

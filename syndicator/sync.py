@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .config import Settings, SourceSettings
-from .errors import ParseError, SourceError, SyndicatorError
+from .errors import Interrupted, ParseError, SourceError, SyndicatorError
 from .normalize import normalize_item
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 Progress = Callable[[str, int], None]  # (source name, files done so far)
+StopAsked = Callable[[], bool]  # True once the service is asked to stop (SIGTERM/SIGINT)
 
 
 @dataclass(slots=True)
@@ -50,9 +51,13 @@ def _count(report: SourceReport, r: BatchResult) -> None:
 
 def sync_archive(
     settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
-    progress: Progress | None = None,
+    progress: Progress | None = None, stop: StopAsked | None = None,
 ) -> SourceReport:
-    """Sync one archive folder; one bad file never stops the others."""
+    """Sync one archive folder; one bad file never stops the others.
+
+    When ``stop()`` turns true, the batch not yet stored is dropped and Interrupted is raised: the batches
+    already stored were committed with their file states, so the next sync picks up exactly the rest.
+    """
     report = SourceReport(src.name)
     assert src.path is not None
     known = repo.file_states(src.name)
@@ -68,6 +73,8 @@ def sync_archive(
             batch.clear()
 
     for fr in files:
+        if stop is not None and stop():
+            raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1
         try:
             article = normalize_item(fr.item, settings.normalize, settings.tags)
@@ -97,9 +104,14 @@ def sync_archive(
 
 def sync_remote(
     settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
-    progress: Progress | None = None,
+    progress: Progress | None = None, stop: StopAsked | None = None,
 ) -> SourceReport:
-    """Poll one feed or html source (see poll.py); its failure is in the report, not raised."""
+    """Poll one feed or html source (see poll.py); its failure is in the report, not raised.
+
+    ``stop`` is only checked before the poll: one feed document is saved in one transaction.
+    """
+    if stop is not None and stop():
+        raise Interrupted(f"{src.name}: stop asked before polling")
     from . import poll  # imports requests, feedparser and bs4: only when a remote source is synced
 
     report, r = poll.sync_remote(settings, repo, src, full=full)
@@ -113,7 +125,7 @@ def sync_remote(
 class SourceSync(Protocol):
     def __call__(
         self, settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
-        progress: Progress | None = None,
+        progress: Progress | None = None, stop: StopAsked | None = None,
     ) -> SourceReport: ...
 
 
@@ -123,9 +135,12 @@ SOURCE_TYPES: dict[str, SourceSync] = {"archive": sync_archive, "feed": sync_rem
 
 def sync(
     settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
-    progress: Progress | None = None, render: bool = True,
+    progress: Progress | None = None, render: bool = True, stop: StopAsked | None = None,
 ) -> tuple[SyncReport, Changes]:
-    """Sync the named sources (all enabled ones when none are named) and re-render what changed."""
+    """Sync the named sources (all enabled ones when none are named) and re-render what changed.
+
+    ``stop`` (the service's stop flag) is checked between files; see sync_archive.
+    """
     from .publish import publish  # publish imports render; keep sync importable without it
 
     started = time.monotonic()
@@ -138,15 +153,19 @@ def sync(
             syncer = SOURCE_TYPES.get(src.type)
             if syncer is None:
                 raise SourceError(f"source type {src.type!r} is not supported", source=src.name)
-            sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress)
+            sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
             if sr.disabled is None:  # a disabled source was not polled: nothing to record
                 repo.record_attempt(src.name, error=sr.fetch_error, next_due=sr.next_due)
+        except Interrupted:
+            raise
         except SyndicatorError as exc:
             log.error("%s", exc)
             sr = SourceReport(src.name, errors=[str(exc)])
             repo.record_attempt(src.name, error=str(exc))
         report.sources.append(sr)
-        log.info(
+        quiet = not (sr.new or sr.updated or sr.duplicates or sr.skipped or sr.withdrawn or sr.errors)
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,  # the service polls every few seconds: say only news
             "%s: new=%d updated=%d duplicates=%d unchanged=%d skipped=%d withdrawn=%d",
             src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
         )

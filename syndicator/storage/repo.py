@@ -560,3 +560,64 @@ class Repository:
                 .where(m.SourceState.source_id == select(m.Source.id).where(m.Source.name == source).scalar_subquery())
                 .values(next_due=when)
             )
+
+    # -- the service (`syndicator run`) ---------------------------------------------------------
+    def due_sources(self, names: Sequence[str], now: datetime) -> list[str]:
+        """Of ``names``, the sources whose next poll is due (never polled, or next_due ≤ now), oldest first."""
+        if not names:
+            return []
+        with self._session() as s:
+            rows = s.execute(
+                select(m.Source.name, m.SourceState.next_due)
+                .join(m.SourceState, m.SourceState.source_id == m.Source.id)
+                .where(m.Source.name.in_(list(names)))
+                .where(m.SourceState.next_due.is_(None) | (m.SourceState.next_due <= now))
+            ).all()
+        epoch = datetime.min.replace(tzinfo=now.tzinfo)
+        return [n for n, _ in sorted(rows, key=lambda r: (r[1] or epoch, r[0]))]
+
+    def schedule_state(self, source: str) -> tuple[int, datetime | None]:
+        """(consecutive failures, next due) of a registered source."""
+        with self._session() as s:
+            st = self._state(s, source)
+            return st.consecutive_failures or 0, st.next_due
+
+    def service_started(self, role: str, holder: str) -> None:
+        """Record that ``holder`` (host:pid) now runs ``role``; call while holding the service lock."""
+        now = clock.now()
+        with self._session() as s, s.begin():
+            row = s.get(m.ServiceInstance, role)
+            if row is None:
+                s.add(m.ServiceInstance(role=role, holder=holder, started_at=now, heartbeat_at=now))
+            else:
+                row.holder, row.started_at, row.heartbeat_at = holder, now, now
+                row.last_tick_at, row.stopped_at = None, None
+
+    def service_ticked(self, role: str) -> None:
+        now = clock.now()
+        with self._session() as s, s.begin():
+            s.execute(update(m.ServiceInstance).where(m.ServiceInstance.role == role)
+                      .values(heartbeat_at=now, last_tick_at=now))
+
+    def service_stopped(self, role: str) -> None:
+        with self._session() as s, s.begin():
+            s.execute(update(m.ServiceInstance).where(m.ServiceInstance.role == role).values(stopped_at=clock.now()))
+
+    def service_info(self, role: str) -> ServiceInfo | None:
+        with self._session() as s:
+            row = s.get(m.ServiceInstance, role)
+            if row is None:
+                return None
+            return ServiceInfo(row.role, row.holder, row.started_at, row.heartbeat_at, row.last_tick_at, row.stopped_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """Who last ran a service role on this database (the lock says whether it still runs)."""
+
+    role: str
+    holder: str
+    started_at: datetime
+    heartbeat_at: datetime
+    last_tick_at: datetime | None
+    stopped_at: datetime | None

@@ -186,3 +186,18 @@ class Output(Base):
     etag: Mapped[str] = mapped_column(String(80))
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     content: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ServiceInstance(Base):
+    """Who runs a service role (``scheduler``) on this database, and since when: `status` and /healthz read it.
+
+    The lock itself is an OS file lock (SQLite) or an advisory lock (PostgreSQL); this row only reports.
+    """
+
+    __tablename__ = "service_instances"
+    role: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(300))  # host:pid
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

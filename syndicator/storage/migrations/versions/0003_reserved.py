@@ -1,4 +1,4 @@
-"""service schedule and writer lock (issue: service) — reserved; filled in by that issue's change (keep the revision id and chain).
+"""service schedule and writer lock (issue: service): who runs the scheduler, since when, last tick.
 
 Revision ID: 0003
 Revises: 0002
@@ -13,8 +13,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        'service_instances',
+        sa.Column('role', sa.String(length=50), nullable=False),
+        sa.Column('holder', sa.String(length=300), nullable=False),
+        sa.Column('started_at', sa.DateTime(), nullable=False),
+        sa.Column('heartbeat_at', sa.DateTime(), nullable=False),
+        sa.Column('last_tick_at', sa.DateTime(), nullable=True),
+        sa.Column('stopped_at', sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint('role'),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('service_instances')

@@ -1,0 +1,97 @@
+"""`syndicator run`: the scheduler and the HTTP server in one process, until SIGTERM or SIGINT.
+
+Start: take the service lock (a second `run` on the same database refuses), record who runs it, register
+the sources, start the HTTP server (feeds, /healthz, /metrics) and the scheduler's tick.
+Stop (SIGTERM/SIGINT): the tick finishes the file it is on, drops its unsaved batch, and returns; nothing is
+half-written (each batch is one transaction, files are replaced atomically). Exit 0 within a few seconds.
+A second signal while stopping exits at once (the open transaction, if any, is rolled back by the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from types import FrameType
+from typing import Any
+
+from .config import Settings
+from .errors import LockHeld, SyndicatorError
+from .health import healthz_app
+from .metrics import Metrics
+from .scheduler import RUN_LOCK, SERVICE_ROLE, Ticker, start
+from .server import create_server
+from .storage import locks
+from .storage.repo import Repository
+
+log = logging.getLogger(__name__)
+WAIT_STEP = 0.5  # seconds between looks at the stop flag in the main thread
+
+
+def _take_service_lock(repo: Repository) -> locks.Lock:
+    try:
+        return locks.acquire(repo.engine, RUN_LOCK)
+    except LockHeld:
+        info = repo.service_info(SERVICE_ROLE)
+        who = ""
+        if info is not None and info.stopped_at is None:
+            who = f" (by {info.holder}, started {info.started_at:%Y-%m-%d %H:%M:%S} UTC)"
+        where = repo.engine.url.render_as_string(hide_password=True)
+        raise LockHeld(
+            f"another `syndicator run` is already running on {where}{who}; stop it first "
+            "(`syndicator sync` and `syndicator status` are safe to use meanwhile)"
+        ) from None
+
+
+def _http_server(settings: Settings, repo: Repository, metrics: Metrics, host: str, port: int) -> Any:
+    routes = {"/healthz": healthz_app(settings, repo, SERVICE_ROLE), "/metrics": metrics.wsgi_app()}
+    try:
+        return create_server(settings.output.dir, host, port, routes)
+    except OSError as exc:
+        raise SyndicatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def run(settings: Settings, repo: Repository, *, host: str | None = None, port: int | None = None) -> int:
+    """Run until asked to stop; returns the exit code (0)."""
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    with _take_service_lock(repo):
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            if stop.is_set():
+                log.warning("%s again: exiting now", signal.Signals(signum).name)
+                os._exit(1)
+            log.info("%s: stopping after the current file", signal.Signals(signum).name)
+            stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            repo.service_started(SERVICE_ROLE, holder)
+            metrics = Metrics(settings, repo)
+            ticker = Ticker(settings, repo, stop, on_poll=metrics.observe)
+            ticker.prepare()
+            settings.output.dir.mkdir(parents=True, exist_ok=True)
+            server = None
+            if settings.server.enabled:
+                host = host or settings.server.host
+                server = _http_server(settings, repo, metrics, host, settings.server.port if port is None else port)
+                threading.Thread(target=server.run, name="http", daemon=True).start()
+                base = f"http://{host}:{server.effective_port}/"
+                log.info("serving %s at %s (all stories: %sall.atom; per tag: %stags/<slug>.atom; "
+                         "health: %shealthz; metrics: %smetrics)", settings.output.dir, base, base, base, base, base)
+            names = ", ".join(f"{s.name} ({'cron ' + s.cron if s.cron else 'every ' + s.every})" for s in ticker.sources)
+            log.info("scheduler started by %s: %s", holder, names or "no enabled sources")
+            scheduler = start(ticker, settings)
+            while not stop.wait(WAIT_STEP):
+                pass
+            scheduler.shutdown(wait=True)  # waits for the running tick, which sees the stop flag
+            if server is not None:
+                server.close()
+            repo.service_stopped(SERVICE_ROLE)
+            log.info("stopped")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return 0

@@ -125,7 +125,8 @@ def test_failing_source_backs_off_recovers_and_reports(tmp_path: Path) -> None:
     svc = Service(cfg, "--log-format", "json")
     try:
         svc.wait_started(base)
-        code, report = wait_for(lambda: (lambda h: h if h[1]["sources"][0]["consecutive_failures"] >= 3 else None)(
+        # the attempt and the next due time are two writes: wait until both of the third failure are stored
+        code, report = wait_for(lambda: (lambda h: h if _after_third_failure(h[1]["sources"][0]) else None)(
             healthz(base)), timeout=20, what="three failures")
         assert code == 503 and report["ok"] is False and report["status"] == "failing"
         row = report["sources"][0]
@@ -154,6 +155,11 @@ def test_failing_source_backs_off_recovers_and_reports(tmp_path: Path) -> None:
     assert all({"time", "level", "logger", "source", "message"} <= set(line) for line in lines)
     about = [line for line in lines if "archive folder not found" in line["message"]]
     assert about and all(line["source"] == "seed-archive" for line in about)
+
+
+def _after_third_failure(row: dict[str, Any]) -> bool:
+    return bool(row["consecutive_failures"] >= 3 and row["next_due"] and row["last_attempt"]
+                and _ts(row["next_due"]) > _ts(row["last_attempt"]))
 
 
 def _ts(text: str) -> float:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench sync clean
+.PHONY: run test lint bench sync clean quality
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+quality: $(STAMP)
+	$(BIN)/python -m bench.corpus_quality $(or $(CORPUS),../shared/corpus/posts)
 
 clean:
 	rm -rf feeds/*.atom feeds/*.rss feeds/tags feeds/articles feeds/index.html feeds/feeds.opml var/

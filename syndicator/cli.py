@@ -48,10 +48,12 @@ class Ctx:
     @property
     def repo(self) -> Any:
         if self._repo is None:
+            from .dedup import Thresholds
             from .storage.engine import open_database
             from .storage.repo import Repository
 
-            self._repo = Repository(open_database(self.settings.database.url))
+            self._repo = Repository(open_database(self.settings.database.url),
+                                    Thresholds(**self.settings.dedup.model_dump()))
         return self._repo
 
 
@@ -92,6 +94,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
       syndicator sync                 read every source, store articles, write feeds/
       syndicator serve                serve feeds/ at http://127.0.0.1:8080/
       syndicator articles --json      what is stored, one JSON object per line
+      syndicator stories --min-members 2   news carried by several channels
       syndicator run                  keep the feeds fresh on schedule and serve them (a service)
       syndicator status               each source's state, last success, last error, next poll
     Every command reads config.yaml (or --config PATH / $SYNDICATOR_CONFIG).
@@ -207,6 +210,76 @@ def articles(obj: Ctx, tag: str | None, limit: int | None, as_json: bool) -> Non
 
 
 @main.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: files, articles, rejected, problems, summary.")
+@click.pass_obj
+@handles_errors
+def lint(obj: Ctx, path: Path | None, as_json: bool) -> None:
+    """Check an archive folder without touching the database: one line per problem, then a summary.
+
+    \b
+    PATH defaults to every enabled archive source of the config. Without a config file, PATH is read
+    with the shipped cleaning rules. Problems: rejected, no_date (and the fallback used), empty_body,
+    no_title, broken_yaml, no/unclosed_front_matter, stacked_front_matter, non_utf8,
+    unknown_title_suffix, duplicate. Exit 1 when a file cannot become an article at all.
+    """
+    from .lint import LintReport, lint_folder
+
+    try:
+        settings = obj.settings
+    except ConfigError:
+        if path is None or obj.config_path is not None:
+            raise
+        settings = config_mod.Settings()  # a bare folder: the shipped rules
+    if path is not None:
+        resolved = path.resolve()
+        src = next((s for s in settings.sources if s.type == "archive" and s.path == resolved), None)
+        targets = [(path, src.timezone if src else settings.site.timezone, str(path))]
+    else:
+        targets = [(s.path, s.timezone, str(s.path)) for s in settings.sources
+                   if s.type == "archive" and s.enabled and s.path is not None]
+        if not targets:
+            raise ConfigError("no archive source in the config; pass a PATH", path=str(settings.config_path))
+    report = LintReport()
+    for folder, tz, label in targets:
+        if not folder.is_dir():
+            raise ConfigError(f"archive folder not found: {folder}")
+        part = lint_folder(folder, settings.normalize, settings.tags, timezone=tz, label=label)
+        report.files += part.files
+        report.articles += part.articles
+        report.problems += part.problems
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        for problem in report.problems:
+            click.echo(problem.line())
+        if report.problems:
+            click.echo("")
+        click.echo(report.table())
+    sys.exit(1 if report.rejected else 0)
+
+
+@main.command()
+@click.option("--min-members", type=int, default=1, show_default=True, metavar="N",
+              help="Only stories carried by at least N articles (2: the ones found more than once).")
+@click.option("--limit", type=int, default=None, help="At most N stories, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, members included.")
+@click.pass_obj
+@handles_errors
+def stories(obj: Ctx, min_members: int, limit: int | None, as_json: bool) -> None:
+    """List stories (one news item, however many channels carried it) with their member articles."""
+    for row in obj.repo.iter_stories(min_members=min_members, limit=limit):
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        click.echo(f"{row['published'][:16]}  {row['story_id']}  {row['title']}  ({row['member_count']})")
+        for member in row["members"]:
+            mark = "*" if member["duplicate_of"] is None else " "
+            where = member["channel"] or member["source"]
+            click.echo(f"    {mark} {member['id']}  {where}  {member['title']}")
+
+
+@main.command()
 @click.option("--host", default=None, help="Address to listen on (default server.host).")
 @click.option("--port", type=int, default=None, help="Port (default server.port).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
@@ -221,12 +294,13 @@ def run(obj: Ctx, host: str | None, port: int | None, log_format: str | None) ->
     off) and, unless server.enabled is false, the HTTP server with /healthz and /metrics. Stops cleanly on
     SIGTERM or Ctrl-C (exit 0). Only one `run` per database: a second one refuses to start.
     """
+    from .service import exit_now
     from .service import run as run_service
 
     if log_format is not None:
         setup_logging(obj.log_level, log_format)
     settings, repo = obj.settings, obj.repo
-    sys.exit(run_service(settings, repo, host=host, port=port))
+    exit_now(run_service(settings, repo, host=host, port=port))
 
 
 @main.command()
@@ -283,6 +357,37 @@ def check_config(obj: Ctx) -> None:
     click.echo(f"output:   {s.output.dir}")
     for src in s.sources:
         click.echo(f"source:   {src.name} ({src.type}) {src.path or src.url} every {src.every}")
+    d = s.digest
+    if d.enabled:
+        mail = f"e-mail to {', '.join(d.email.to)} via {d.email.host}:{d.email.port}" if d.email.enabled else "e-mail off"
+        click.echo(f"digest:   daily at {d.time} {s.site.timezone} ({d.day} day), {mail}")
+
+
+@main.command()
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="The local day (site.timezone); default: digest.day (the previous day).")
+@click.option("--email", is_flag=True, help="Also e-mail it (once per day: a day already sent is not sent again).")
+@click.pass_obj
+@handles_errors
+def digest(obj: Ctx, day: str | None, email: bool) -> None:
+    """Write a day's digest: digest/YYYY-MM-DD.html and .md, digest.atom/.rss, the archive and front page.
+
+    Exit 1 when the e-mail could not be sent (the day stays unsent; the next run retries).
+    """
+    from datetime import date as date_cls
+
+    from .digest import default_day, run_digest
+
+    settings = obj.settings
+    if day is None:
+        chosen = default_day(settings)
+    else:
+        try:
+            chosen = date_cls.fromisoformat(day)
+        except ValueError:
+            raise click.BadParameter(f"{day!r} is not a date (use YYYY-MM-DD)", param_hint="--date") from None
+    result = run_digest(settings, obj.repo, chosen, email)
+    click.echo(result.summary())
 
 
 def _when(value: Any) -> str:

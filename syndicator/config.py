@@ -248,6 +248,8 @@ class NormalizeSettings(_Section):
     boilerplate_lines: list[str] = Field(default_factory=list)
     editor_lines: list[str] = Field(default_factory=list)
     byline_after: list[str] = Field(default_factory=list)
+    byline_lines: list[str] = Field(default_factory=list)  # reporter bylines (``name`` group) and column labels
+    lead_bylines: list[str] = Field(default_factory=list)  # name lines leading the body: reporters
     footer_lines: list[str] = Field(default_factory=list)
     end_lines: list[str] = Field(default_factory=list)  # the article ends at such a line (page furniture after it)
     junk_dates: list[str] = Field(default_factory=list)
@@ -256,12 +258,17 @@ class NormalizeSettings(_Section):
     editor_ends_article: bool = True  # an editor line (责任编辑) closes the article: page furniture follows it
     min_image_size: int = Field(default=32, ge=0)
     summary_chars: int = Field(default=150, ge=20, le=2000)
+    # related-article snippets follow the article behind a run of at least this many lines that hold only
+    # spaces (yicai layout); 0 turns the cut off
+    related_blank_lines: int = Field(default=2, ge=0, le=20)
 
     @field_validator(
         "title_suffixes",
         "boilerplate_lines",
         "editor_lines",
         "byline_after",
+        "byline_lines",
+        "lead_bylines",
         "footer_lines",
         "end_lines",
         "junk_dates",
@@ -278,6 +285,100 @@ class NormalizeSettings(_Section):
         return v
 
 
+class DedupSettings(_Section):
+    """When articles are one story (near-duplicates); see syndicator.dedup.Thresholds."""
+
+    enabled: bool = True
+    jaccard: float = Field(default=0.7, gt=0, le=1)
+    containment: float = Field(default=0.9, gt=0, le=1)
+    max_extra: float = Field(default=0.55, ge=0, le=1)
+    same_title_containment: float = Field(default=0.5, gt=0, le=1)
+    min_shingles: int = Field(default=40, ge=1)
+    min_shingles_retitled: int = Field(default=200, ge=1)
+    max_candidates: int = Field(default=20, ge=1, le=1000)
+
+
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class EmailSettings(_Section):
+    """Digest e-mail over SMTP. Credentials come from the environment (never from the config file) when the
+    variables named by ``username_env`` / ``password_env`` are set; ``username`` in the file is a fallback."""
+
+    enabled: bool = False
+    to: list[str] = Field(default_factory=list)
+    sender: str = "syndicator@localhost"
+    subject: str = "{title} 每日摘要 {date}（{count} 篇）"
+    host: str = "127.0.0.1"
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    username_env: str = "SYNDICATOR_SMTP_USERNAME"
+    password_env: str = "SYNDICATOR_SMTP_PASSWORD"
+    timeout: str = "30s"
+    ca_file: Path | None = None  # PEM bundle to trust for the server's certificate (an internal CA)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, v: str) -> str:
+        try:
+            v.format(title="", date="", count=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"bad subject template {v!r}: use the fields {{title}}, {{date}}, {{count}}") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _needs(self) -> EmailSettings:
+        if self.enabled and not self.to:
+            raise ValueError("email is enabled but `to` lists no recipient")
+        if self.ssl and self.starttls:
+            raise ValueError("choose one of `ssl` (implicit TLS, port 465) and `starttls`")
+        return self
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(username, password) from the environment (or ``username`` + env password); None: no login."""
+        user = os.environ.get(self.username_env) or self.username
+        password = os.environ.get(self.password_env)
+        return (user, password) if user and password is not None else None
+
+
+class DigestSettings(_Section):
+    """The daily digest: which day, how it is grouped and cut, when the service makes it, who gets it."""
+
+    enabled: bool = True
+    time: str = "07:00"  # local time (site.timezone) of the daily digest job
+    day: Literal["previous", "current"] = "previous"  # what the job and `syndicator digest` pick by default
+    tag_order: list[str] = Field(default_factory=list)  # tag names or slugs shown first, in this order
+    other_tags: Literal["count", "name"] = "count"  # order of the tags not in tag_order
+    top_stories: int = Field(default=5, ge=0, le=100)
+    top_min_channels: int = Field(default=2, ge=1, le=100)  # 1: the top section is simply the newest stories
+    max_per_tag: int = Field(default=20, ge=1, le=1000)
+    max_tags: int = Field(default=50, ge=1, le=1000)
+    untagged: str = "其他"  # section title of stories without tags
+    feed_entries: int = Field(default=30, ge=1, le=1000)  # days in digest.atom / digest.rss
+    index_entries: int = Field(default=7, ge=0, le=365)  # latest digests listed on index.html
+    email: EmailSettings = Field(default_factory=EmailSettings)
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"not a local time {v!r} (use HH:MM, e.g. 07:00)")
+        return v
+
+    @property
+    def hour_minute(self) -> tuple[int, int]:
+        h, m = self.time.split(":")
+        return int(h), int(m)
+
+
 class Settings(_Section):
     site: SiteSettings = Field(default_factory=SiteSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -286,9 +387,11 @@ class Settings(_Section):
     tags: TagSettings = Field(default_factory=TagSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     allow_private_networks: bool = False  # the whole config: same as http.allow_private_networks
+    digest: DigestSettings = Field(default_factory=DigestSettings)
     config_path: Path | None = None  # set by load(); not a config key users write
 
     @model_validator(mode="after")
@@ -350,11 +453,16 @@ def _resolve(settings: Settings, base: Path) -> Settings:
         s.model_copy(update={"path": (base / s.path).resolve()}) if s.path is not None and not s.path.is_absolute() else s
         for s in settings.sources
     ]
+    digest = settings.digest
+    ca = digest.email.ca_file
+    if ca is not None and not ca.is_absolute():
+        digest = digest.model_copy(update={"email": digest.email.model_copy(update={"ca_file": (base / ca).resolve()})})
     return settings.model_copy(
         update={
             "database": settings.database.model_copy(update={"url": url}),
             "output": settings.output.model_copy(update={"dir": out}),
             "sources": sources,
+            "digest": digest,
         }
     )
 

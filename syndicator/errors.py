@@ -99,3 +99,11 @@ class Timeout(FetchError):
 
 class NotAFeed(FetchError):
     """The document is an error page or HTML where a feed was expected, or no parser could read it."""
+
+
+class EmailError(SyndicatorError):
+    """The digest e-mail could not be delivered (the day stays unsent, so a later run retries)."""
+
+    def __init__(self, message: str, *, server: str) -> None:
+        self.server = server
+        super().__init__(f"{server}: {message}")

@@ -25,10 +25,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def state_of(st: SourceStatus, enabled: bool | None) -> str:
-    """ok · failing · pending (never polled) · disabled (enabled: false) · removed (no longer configured)."""
+    """ok · failing · pending (never polled) · disabled (enabled: false, or a feed that answered 410 Gone) ·
+    removed (no longer configured)."""
     if enabled is None:
         return "removed"
-    if not enabled:
+    if not enabled or st.disabled_reason:
         return "disabled"
     if st.consecutive_failures > 0:
         return "failing"
@@ -47,7 +48,7 @@ def sources_table(settings: Settings, repo: Repository) -> list[dict[str, Any]]:
         rows.append({
             "name": st.name, "type": st.type, "state": state_of(st, enabled.get(st.name)),
             "last_attempt": _iso(st.last_attempt), "last_success": _iso(st.last_success),
-            "last_error": st.last_error if st.consecutive_failures else None,
+            "last_error": st.disabled_reason or (st.last_error if st.consecutive_failures else None),
             "consecutive_failures": st.consecutive_failures, "next_due": _iso(st.next_due),
             "articles": st.articles,
         })

@@ -12,10 +12,18 @@ from typing import TYPE_CHECKING
 
 from .config import Settings
 from .render.feeds import render_feed
-from .render.site import article_page_path, render_article_page, render_index, render_opml
+from .render.site import (
+    DigestLink,
+    article_page_path,
+    render_article_page,
+    render_index,
+    render_opml,
+    render_tag_page,
+    tag_page_path,
+)
 from .render.write import prune, write_if_changed
 from .storage.repo import Repository
-from .types import FeedSpec, SiteInfo, Tag
+from .types import FeedSpec, SiteInfo, Tag, TagSummary
 
 if TYPE_CHECKING:
     from .sync import Changes
@@ -62,7 +70,14 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
                 feed_files.add(rel.removeprefix("tags/"))
             if changes is None or spec.path == "all" or (spec.tag is not None and spec.tag.slug in changes.tags):
                 written += write_if_changed(out, rel, render_feed(spec, site, fmt))
-    written += write_if_changed(out, "index.html", render_index(site, specs))
+    latest: list[DigestLink] = []
+    if settings.digest.enabled:
+        from .digest import refresh_digests  # digest imports this module
+
+        digest_written, latest = refresh_digests(settings, repo, full=changes is None)
+        written += digest_written
+    written += _front_pages(settings, repo, specs, latest, None if changes is None else changes.tags)
+    feed_files |= {tag_page_path(spec.tag.slug).removeprefix("tags/") for spec in specs if spec.tag is not None}
     written += write_if_changed(out, "feeds.opml", render_opml(site, specs))
     for stale in prune(out, feed_files, "tags"):
         log.info("removed %s (tag has no stories)", stale)
@@ -89,3 +104,28 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
         for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
             written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
     return written
+
+
+def _front_pages(settings: Settings, repo: Repository, specs: list[FeedSpec], latest: list[DigestLink],
+                 tags: set[str] | None) -> int:
+    """index.html (tags with counts, subscribe links, latest digests) and the tag pages (``tags`` only, or
+    all when None)."""
+    site = site_info(settings)
+    summaries = {t.slug: TagSummary(t.name, t.slug, t.stories, t.newest) for t in repo.tags()}
+    out: Path = settings.output.dir
+    written = 0
+    written += write_if_changed(out, "index.html", render_index(site, specs, tags=list(summaries.values()),
+                                                               digests=latest, stories=repo.story_count()))
+    for spec in specs:
+        if spec.tag is not None and (tags is None or spec.tag.slug in tags
+                                     or not (out / tag_page_path(spec.tag.slug)).exists()):
+            written += write_if_changed(out, tag_page_path(spec.tag.slug),
+                                        render_tag_page(site, spec, summaries.get(spec.tag.slug),
+                                                        digest_links=settings.digest.enabled))
+    return written
+
+
+def write_front_page(settings: Settings, repo: Repository, latest: list[DigestLink]) -> int:
+    """Rewrite index.html and the tag pages (used after a digest run); returns files written."""
+    settings.output.dir.mkdir(parents=True, exist_ok=True)
+    return _front_pages(settings, repo, feed_specs(settings, repo), latest, None)

@@ -13,6 +13,9 @@ When a source is due:
 Each tick holds the writer's turn (storage lock ``sync``) while it syncs, so `syndicator sync` from a shell
 takes turns with it. Outputs are re-rendered once per tick, only those whose stories changed; the first tick
 re-renders everything that differs from the database (catching up after a crash or an interrupted sync).
+
+A second job makes the daily digest at ``digest.time`` (``site.timezone``), in the writer's turn too; a
+service started after that time makes it once at start (the e-mail is still sent at most once a day).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -31,13 +35,14 @@ from apscheduler.triggers.cron import CronTrigger
 
 from . import clock
 from .config import Settings, SourceSettings
+from .digest import run_daily_digest
 from .errors import ConfigError, Interrupted, LockHeld
 from .logs import source_context
 from .publish import publish
 from .storage import locks
 from .storage.repo import Repository
 from .sync import Changes, sync
-from .types import SourceReport
+from .types import SourceReport, SyncReport
 
 log = logging.getLogger(__name__)
 SERVICE_ROLE = "scheduler"
@@ -112,6 +117,8 @@ class Ticker:
     on_poll: Listener | None = None
     rng: random.Random = field(default_factory=random.Random)
     rendered_once: bool = False
+    waiting: bool = False  # the writer's turn was taken by another process at the last tick
+    last_failure: str | None = None  # the error of the last tick that failed as a whole
 
     @property
     def sources(self) -> list[SourceSettings]:
@@ -135,8 +142,16 @@ class Ticker:
             self._tick()
         except Interrupted as exc:
             log.info("%s", exc)
-        except Exception:
-            log.exception("tick failed; the next tick retries")
+        except Exception as exc:
+            # e.g. the database went away: full details once, then one line per tick until it recovers
+            text = f"{type(exc).__name__}: {exc}"
+            if text != self.last_failure:
+                log.exception("tick failed; the next tick retries")
+            else:
+                log.warning("tick failed again: %s", text.splitlines()[0][:300])
+            self.last_failure = text
+        else:
+            self.last_failure = None
 
     def _tick(self) -> None:
         if self.stop.is_set():
@@ -148,8 +163,11 @@ class Ticker:
         try:
             turn = locks.acquire(self.repo.engine, SYNC_LOCK)
         except LockHeld:
-            log.info("another process is syncing this database; polling after it is done")
+            if not self.waiting:  # once per wait, not once per tick
+                log.info("another process is syncing this database; polling after it is done")
+            self.waiting = True
             return
+        self.waiting = False
         with turn:
             changes = Changes()
             for name in due:
@@ -169,7 +187,14 @@ class Ticker:
             started_at = clock.now()
             started = time.monotonic()
             # Interrupted propagates: the source keeps its due time and is polled first after a restart
-            report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set)
+            try:
+                report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set)
+            except Interrupted:
+                raise
+            except Exception as exc:  # a bug in one source's code must not stop the others, nor retry every tick
+                log.exception("%s: unexpected error", src.name)
+                self.repo.record_attempt(src.name, error=f"unexpected {type(exc).__name__}: {exc}")
+                report, changes = SyncReport([SourceReport(src.name, errors=[str(exc)])]), Changes()
             total.stories |= changes.stories
             total.tags |= changes.tags
             failures, _ = self.repo.schedule_state(src.name)
@@ -204,5 +229,69 @@ def start(ticker: Ticker, settings: Settings) -> BackgroundScheduler:
         coalesce=True, max_instances=1, misfire_grace_time=max(1, int(settings.schedule.seconds("misfire_grace"))),
         next_run_time=clock.now(),
     )
+    add_digest_job(scheduler, ticker)
     scheduler.start()
     return scheduler
+
+
+# -- the daily digest job (``digest.time``, local time) -----------------------------------------------------
+
+DIGEST_MISFIRE_GRACE = 3600  # seconds: a digest job delayed by a long tick still runs
+DIGEST_LOCK_WAIT = 1800.0  # seconds the job waits for the writer's turn before giving up until the next run
+
+
+def add_digest_job(scheduler: BackgroundScheduler, ticker: Ticker) -> None:
+    """The daily digest job at ``digest.time`` (when ``digest.enabled``); it runs once right away when the
+    service starts after today's ``digest.time``."""
+    settings = ticker.settings
+    if not settings.digest.enabled:
+        return
+    job = DigestJob(settings, ticker.repo, ticker.stop)
+    now = clock.now()
+    catch_up: dict[str, Any] = {"next_run_time": now} if digest_missed(settings, now) else {}
+    scheduler.add_job(job.run, digest_trigger(settings), id="digest", coalesce=True, max_instances=1,
+                      misfire_grace_time=DIGEST_MISFIRE_GRACE, **catch_up)
+
+
+def digest_trigger(settings: Settings) -> CronTrigger:
+    """Every day at ``digest.time`` in ``site.timezone``."""
+    hour, minute = settings.digest.hour_minute
+    return CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(settings.site.timezone))
+
+
+def digest_missed(settings: Settings, now: datetime) -> bool:
+    """True when today's ``digest.time`` has passed locally: a service started later makes (and, when e-mail
+    is on, sends) the digest once at start; the e-mail state in the database prevents a second send."""
+    local = now.astimezone(ZoneInfo(settings.site.timezone))
+    return (local.hour, local.minute) >= settings.digest.hour_minute
+
+
+@dataclass
+class DigestJob:
+    """The daily digest: ``run_daily_digest`` in the writer's turn; never raises (logged instead)."""
+
+    settings: Settings
+    repo: Repository
+    stop: threading.Event
+
+    def run(self) -> None:
+        try:
+            with self._turn():
+                result = run_daily_digest(self.settings, self.repo)
+            log.info("%s", result.summary())
+        except LockHeld:
+            if self.stop.is_set():
+                log.info("digest: stopping before it was made; the next start catches up")
+            else:
+                log.warning("digest: the writer's turn stayed busy for %.0fs; the next run makes it", DIGEST_LOCK_WAIT)
+        except Exception:
+            log.exception("digest job failed; `syndicator digest --email` or the next run retries")
+
+    def _turn(self) -> locks.Lock:
+        deadline = time.monotonic() + DIGEST_LOCK_WAIT
+        while True:
+            try:
+                return locks.acquire(self.repo.engine, SYNC_LOCK, wait=1.0)
+            except LockHeld:
+                if self.stop.is_set() or time.monotonic() >= deadline:
+                    raise

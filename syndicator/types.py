@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 DateSource = Literal["front_matter", "body", "file_mtime", "feed", "fetched"]
@@ -183,3 +183,47 @@ class SyncReport:
             f"skipped={self.total('skipped')} withdrawn={self.total('withdrawn')} errors={self.errors} "
             f"feeds_written={self.feeds_written} seconds={self.seconds:.2f}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TagSummary:
+    """A tag as the front page lists it: its story count and newest story date."""
+
+    name: str
+    slug: str
+    stories: int
+    newest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOptions:
+    """How a day's stories are grouped and cut (``digest:`` in the config)."""
+
+    tag_order: tuple[str, ...] = ()  # tag names or slugs shown first, in this order
+    other_tags: Literal["count", "name"] = "count"
+    top_stories: int = 5
+    top_min_channels: int = 2  # a top story was carried by at least this many channels
+    max_per_tag: int = 20
+    max_tags: int = 50
+    untagged: str = "其他"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSection:
+    """One group of a digest: the top stories, a tag, or the stories without a (shown) tag."""
+
+    title: str
+    entries: tuple[StoryEntry, ...]
+    tag: Tag | None = None
+    more: int = 0  # stories of this group left out by ``max_per_tag``
+    top: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One local day's stories, grouped; every story appears in exactly one section."""
+
+    day: date
+    sections: tuple[DigestSection, ...]
+    count: int  # stories of the day
+    updated: datetime  # changes only when the day's stories change

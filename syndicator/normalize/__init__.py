@@ -184,8 +184,9 @@ def _from_block(raw: RawItem, block: Block, rules: CompiledRules, problems: list
             if len(cand) <= 80 and "<" not in cand and cand[-1:] not in "。！？.!?，,":
                 title_text = cand
                 main = main[first + 1 :]
-    body = clean_lines(main, rules, teaser=teaser)
     title, channel, unknown = strip_title(title_text, rules)
+    # a channel suffix marks a site (ifeng) whose first lines are text: no lead bylines there
+    body = clean_lines(main, rules, teaser=teaser, lead_bylines=channel is None)
     if unknown:
         problems.append("unknown_title_suffix")
     author, submitter, publisher = _people(_text(meta.get("author")), body.author, rules)
@@ -282,12 +283,13 @@ def _dates(
 ) -> tuple[datetime, DateSource, datetime | None]:
     tz = raw.timezone
     value = meta.get("date")
-    published = parse_date(value, tz)
+    shown = _text(value)
+    known_junk = bool(shown) and rules.junk_dates is not None and rules.junk_dates.search(shown) is not None
+    published = None if known_junk else parse_date(value, tz)  # known page text is never read as a date
     updated = parse_date(meta.get("updated"), tz) if meta.get("updated") is not None else None
     if published is not None:
         return published, "front_matter", updated
-    shown = _text(value)
-    if shown and not (rules.junk_dates is not None and rules.junk_dates.search(shown)):
+    if shown and not known_junk:
         problems.append("junk_date")
     found = find_body_date(body.text(), tz)
     if found is not None:

@@ -15,6 +15,8 @@ _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _SENTENCE_PUNCT = re.compile(r"[。，,；;！!？?：:、“”\"]")
 _SAFE_SRC = re.compile(r"^(?:https?:)?//", re.IGNORECASE)
 _MIN_PREFIX = 8  # a shorter paragraph is not judged a truncated copy of another
+_MAX_BYLINES = 4  # at most this many reporters' name lines lead a body
+_RELATED_MAX = 12  # related-article snippets after the article: at most this many lines (footer excluded)
 
 
 @dataclass(slots=True)
@@ -48,6 +50,51 @@ def _is_byline(line: str) -> bool:
 
 
 def _blank_run_cut(lines: list[str], rules: CompiledRules) -> list[str]:
+    """Cut the related-article snippets a site appends after the article behind whitespace-only lines.
+
+    Two shapes (yicai): after a share prompt, the first run of ≥2 blank lines that follows some text;
+    and anywhere, the *last* run of ≥``related_blank_lines`` lines holding only whitespace (not empty
+    lines: the scraper writes the page's spacer lines as spaces), when at most ``_RELATED_MAX`` lines
+    (footer lines not counted) follow it and none of them is an editor line.
+    """
+    lines = _share_prompt_cut(lines, rules)
+    need = rules.related_blank_lines
+    if need <= 0:
+        return lines
+    end = len(lines)
+    i = end - 1
+    tail = 0
+    while i >= 0:
+        line = lines[i]
+        if line and is_blank(line):
+            j = i
+            while j >= 0 and is_blank(lines[j]):
+                j -= 1
+            run = sum(1 for x in lines[j + 1 : i + 1] if x)
+            if run >= need:
+                text_before = sum(1 for x in lines[: j + 1] if not is_blank(x))
+                if text_before >= 1 and tail <= _RELATED_MAX and not _has_editor(lines[i + 1 :], rules):
+                    return lines[: j + 1]
+                return lines
+            i = j
+            continue
+        if not is_blank(line) and not (rules.footer is not None and rules.footer.search(clean_line(line))):
+            tail += 1
+            if tail > _RELATED_MAX + 12:  # a long tail is the article itself: stop looking
+                return lines
+        i -= 1
+    return lines
+
+
+def _has_editor(lines: list[str], rules: CompiledRules) -> bool:
+    for raw in lines:
+        line = clean_line(raw)
+        if line and any(p.match(line) for p in rules.editor):
+            return True
+    return False
+
+
+def _share_prompt_cut(lines: list[str], rules: CompiledRules) -> list[str]:
     """After a share prompt (yicai layout), related snippets follow the article behind ≥2 blank lines."""
     if rules.byline_after is None:
         return lines
@@ -86,8 +133,13 @@ def _split_title_lead(x: str, later: list[str]) -> str | None:
     return None
 
 
-def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | None = None) -> Body:
+def clean_lines(
+    lines: list[str], rules: CompiledRules, *, teaser: list[str] | None = None, lead_bylines: bool = False
+) -> Body:
+    """Lines → paragraphs. ``lead_bylines``: name lines before the first paragraph are reporters' bylines."""
     body = Body()
+    bylines: list[str] = []  # reporters named before the text (after a share prompt, or leading the body)
+    lead_open = True
     lines = _blank_run_cut(lines, rules)
     split_titles: list[str] = []
     inline_titles: list[str] = []
@@ -126,6 +178,13 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             if rules.editor_ends_article and not is_teaser:
                 break
             continue
+        by = next((b for pat in rules.byline_lines if (b := pat.match(line))), None)
+        if by is not None:
+            name = by.groupdict().get("name")
+            if name and name.strip():
+                body.author = name.strip()
+            want_byline = False
+            continue
         if is_teaser:
             continue  # the teaser is an excerpt: metadata may come from it, paragraphs never do
         if rules.boilerplate is not None and rules.boilerplate.search(line):
@@ -135,8 +194,15 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
         if want_byline:
             want_byline = False
             if _is_byline(line):
-                body.author = body.author or line
+                bylines.append(line)
                 continue
+        if lead_open and (bylines or lead_bylines) and len(bylines) < _MAX_BYLINES and "<" not in line:
+            lead = next((b for pat in rules.lead_bylines if (b := pat.fullmatch(line))), None)
+            if lead is not None and not any(kind == "p" for kind, _t in items):
+                bylines.append(lead.groupdict().get("name") or line)
+                continue
+        if "<" not in line:
+            lead_open = False  # the text has begun
         if "<" in line and IMG_TAG.search(line):
             for n, piece in enumerate(IMG_TAG.split(line)):
                 piece = clean_inline(_COMMENT.sub("", piece))
@@ -153,6 +219,8 @@ def clean_lines(lines: list[str], rules: CompiledRules, *, teaser: list[str] | N
             if not line:
                 continue
         items.append(("p", line))
+    if bylines and body.author is None:
+        body.author = "、".join(dict.fromkeys(bylines))
     # trailing page furniture
     if rules.footer is not None:
         while items and items[-1][0] == "p" and rules.footer.search(items[-1][1]):

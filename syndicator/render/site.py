@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from email.utils import format_datetime
 from functools import cache
@@ -19,13 +19,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from ..errors import RenderError
-from ..types import FeedSpec, SiteInfo, StoryEntry
+from ..types import FeedSpec, SiteInfo, StoryEntry, TagSummary
 from .feeds import as_utc, clean_url, clean_xml_text, feed_anchor, feed_url, sort_entries
 
 ALL_FEED = "all"
 INDEX_PAGE = "index.html"
 OPML_FILE = "feeds.opml"
 ARTICLES_DIR = "articles"
+TAGS_DIR = "tags"
 _STORY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
@@ -46,6 +47,14 @@ def _render(template: str, **context: object) -> bytes:
         return _env().get_template(template).render(**context).encode("utf-8")
     except Exception as exc:  # jinja2 raises many types; name the page in one line
         raise RenderError(f"cannot render: {exc}", path=template) from exc
+
+
+def render_page(template: str, **context: object) -> bytes:
+    """Render one of the package templates (autoescaped) to UTF-8 bytes; ``site`` is cleaned first."""
+    site = context.get("site")
+    if isinstance(site, SiteInfo):
+        context["site"] = _clean_site(site)
+    return _render(template, **context)
 
 
 def site_zone(site: SiteInfo) -> tzinfo:
@@ -88,6 +97,8 @@ class _FeedRow:
     atom_rel: str
     rss_rel: str
     html_url: str
+    page: str = ""  # the tag's reading page, relative to the site root ("" when there is none)
+    label: str = ""  # the short name shown in the front page's table (the tag name)
 
 
 def _feed_row(site: SiteInfo, spec: FeedSpec) -> _FeedRow:
@@ -129,10 +140,91 @@ def _clean_site(site: SiteInfo) -> SiteInfo:
     )
 
 
-def render_index(site: SiteInfo, feeds: Sequence[FeedSpec]) -> bytes:
-    """index.html: every feed with entry count, newest date, Atom/RSS links and autodiscovery."""
-    rows = [_feed_row(site, spec) for spec in _ordered(feeds)]
-    return _render(INDEX_PAGE, site=_clean_site(site), feeds=rows, discovery=rows)
+@dataclass(frozen=True, slots=True)
+class DigestLink:
+    """A day's digest as the front page lists it."""
+
+    day: str  # YYYY-MM-DD
+    count: int
+
+
+def render_index(
+    site: SiteInfo,
+    feeds: Sequence[FeedSpec],
+    *,
+    tags: Sequence[TagSummary] | None = None,
+    digests: Sequence[DigestLink] = (),
+    stories: int | None = None,
+) -> bytes:
+    """index.html, the front page: subscribe links with copy-able URLs, every tag with its story count and
+    last update (from ``tags`` when given, else from the feeds' entries) and link to its page, the latest
+    digests, the number of ``stories`` in all, and autodiscovery of every feed."""
+    known = {t.slug: t for t in tags or ()}
+    rows = []
+    for spec in _ordered(feeds):
+        row = _feed_row(site, spec)
+        summary = known.get(spec.tag.slug) if spec.tag is not None else None
+        if summary is not None:
+            newest = as_utc(summary.newest) if summary.newest else None
+            row = replace(
+                row,
+                count=summary.stories,
+                newest=local_time(site, newest) if newest else "",
+                newest_iso=newest.isoformat() if newest else "",
+                page=f"{TAGS_DIR}/{spec.tag.slug}.html" if spec.tag is not None else "",
+                label=clean_xml_text(summary.name).strip(),
+            )
+        elif spec.path == ALL_FEED and stories is not None:
+            row = replace(row, count=stories)
+        rows.append(row)
+    discovery = list(rows)
+    digest_feed = None
+    if digests:
+        digest_feed = _feed_row(site, FeedSpec("digest", f"{_clean_site(site).title} 每日摘要", "", ()))
+        discovery.insert(1, digest_feed)
+    return _render(
+        INDEX_PAGE, site=_clean_site(site), feeds=rows, discovery=discovery, digests=list(digests),
+        digest_feed=digest_feed,
+        total=stories if stories is not None else next((r.count for r in rows if r.path == ALL_FEED), 0),
+    )
+
+
+def tag_page_path(slug: str) -> str:
+    """``tags/<slug>.html``, the reading page of a tag."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", slug):
+        raise RenderError("tag slug is not usable in a file name", path=f"{TAGS_DIR}/{slug!r}")
+    return f"{TAGS_DIR}/{slug}.html"
+
+
+def render_tag_page(
+    site: SiteInfo, spec: FeedSpec, summary: TagSummary | None = None, *, digest_links: bool = True
+) -> bytes:
+    """``tags/<slug>.html``: a tag's recent stories (newest first) with its feeds' copy-able URLs, and a
+    link to each story's day digest (``digest_links``)."""
+    if spec.tag is None:
+        raise RenderError("a tag page needs a tag feed", path=spec.path)
+    row = _feed_row(site, spec)
+    tz = site_zone(site)
+    items = [
+        {
+            "title": clean_xml_text(e.title).strip() or "(无标题)",
+            "link": clean_url(e.link),
+            "page": f"../{article_page_path(e.story_id)}",
+            "own": clean_url(e.link) == article_page_url(site, e.story_id),  # no source URL of its own
+            "time": local_time(site, e.published),
+            "day": as_utc(e.published).astimezone(tz).date().isoformat(),
+            "iso": as_utc(e.published).isoformat(),
+            "summary": clean_xml_text(e.summary).strip(),
+            "channels": [x for x in [clean_xml_text(e.channel).strip(),
+                                     *(clean_xml_text(c.label).strip() for c in e.also_in)] if x],
+        }
+        for e in sort_entries(spec.entries)
+    ]
+    return _render(
+        "tag.html", site=_clean_site(site), feed=row, discovery=[row],
+        name=clean_xml_text(spec.tag.name).strip() or spec.tag.slug,
+        total=summary.stories if summary is not None else len(items), items=items, digest_links=digest_links,
+    )
 
 
 def render_opml(site: SiteInfo, feeds: Sequence[FeedSpec]) -> bytes:

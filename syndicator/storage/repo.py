@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -105,8 +105,9 @@ class SourceStatus:
 class Repository:
     """All database access of syndicator goes through here."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, thresholds: dedup.Thresholds | None = None) -> None:
         self.engine = engine
+        self.thresholds = thresholds or dedup.Thresholds()
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
@@ -250,35 +251,37 @@ class Repository:
     def _apply_article(
         self, s: Session, source_id: int, a: ArticleValue, now: datetime, result: BatchResult, touched: set[str]
     ) -> None:
+        """Store one article: new story, member of a stored story, update, or nothing (see dedup.decide)."""
         row = s.get(m.Article, a.id)
         stored = (
             dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
         )
-        candidates: list[dedup.Candidate] = []
         curl = dedup.canonical_url(a.link)
+        fp: dedup.Fingerprint | None = None
+        candidates: list[dedup.Candidate] = []
         if row is None:
-            cond = m.Article.content_hash == a.content_hash
-            if curl:
-                cond = cond | (m.Article.canonical_url == curl)
-            candidates = [
-                dedup.Candidate(aid, sid, h, cu)
-                for aid, sid, h, cu in s.execute(
-                    select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url)
-                    .where(cond, m.Article.withdrawn_at.is_(None))
-                    .limit(20)
-                )
-            ]
-        decision = dedup.decide(a, stored, candidates)
+            fp = dedup.fingerprint(a.content_text, a.title) if self.thresholds.enabled else None
+            candidates = self._candidates(s, a, curl, fp)
+        decision = dedup.decide(a, stored, candidates, self.thresholds)
         if isinstance(decision, dedup.Unchanged):
             result.unchanged += 1
             assert row is not None
-            if self._set_tags(s, a.id, a.tags):  # rules may have changed; tags are cheap to refresh
+            changed = self._set_tags(s, a.id, a.tags)  # rules may have changed; tags are cheap to refresh
+            if (row.title, row.content_html, row.summary, row.channel) != (a.title, a.content_html, a.summary, a.channel):
+                # only spacing or punctuation moved: keep the new form, but `updated` stays where it is
+                self._fill(row, a, curl)
+                changed = True
+            if self.thresholds.enabled and not s.scalar(
+                select(func.count()).select_from(m.ArticleBand).where(m.ArticleBand.article_id == a.id)
+            ):
+                self._index(s, a.id, dedup.fingerprint(a.content_text, a.title))  # stored before the index existed
+            if changed:
                 touched.add(row.story_id)
             return
         if isinstance(decision, dedup.Update):
             assert row is not None
             result.updated += 1
-            if row.content_hash != a.content_hash or row.title != a.title:
+            if decision.text_changed:
                 s.add(
                     m.ArticleVersion(
                         article_id=row.id, version=row.version, title=row.title, published=row.published,
@@ -287,16 +290,19 @@ class Repository:
                     )
                 )
                 row.version += 1
+                row.updated = max(a.updated or now, row.updated or row.published)  # forward only
+                row.last_changed = now
             self._fill(row, a, curl)
-            row.updated = a.updated or now
-            row.last_changed = now
             row.withdrawn_at = None
             self._set_tags(s, a.id, a.tags)
+            if self.thresholds.enabled:
+                self._index(s, a.id, dedup.fingerprint(a.content_text, a.title))
             touched.add(row.story_id)
             return
         if isinstance(decision, dedup.DuplicateOf):
             result.duplicates += 1
             story_id = decision.story_id
+            log.debug("%s: same story as %s (%s)", a.source_path or a.key, decision.article_id, decision.how)
         else:
             result.new += 1
             story_id = decision.story_id
@@ -315,8 +321,119 @@ class Repository:
                                    content_hash=v.content_hash, recorded_at=now))
         row.version = len(a.earlier_versions) + 1
         s.flush()
+        if fp is not None:
+            self._index(s, a.id, fp)
         self._set_tags(s, a.id, a.tags)
         touched.add(story_id)
+
+    def _candidates(
+        self, s: Session, a: ArticleValue, curl: str | None, fp: dedup.Fingerprint | None
+    ) -> list[dedup.Candidate]:
+        """Live articles that may be the same story: same hash or URL (indexed), or sharing an LSH band.
+
+        The band lookup goes through ``ix_article_bands_key`` and returns at most ``max_candidates``
+        articles, those sharing the most bands first: the cost does not grow with the table.
+        """
+        cond = m.Article.content_hash == a.content_hash
+        if curl:
+            cond = cond | (m.Article.canonical_url == curl)
+        out = [
+            dedup.Candidate(aid, sid, h, cu, title=title)
+            for aid, sid, h, cu, title in s.execute(
+                select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
+                       m.Article.title)
+                .where(cond, m.Article.withdrawn_at.is_(None))
+                .order_by(m.Article.id)
+                .limit(20)
+            )
+        ]
+        if out or fp is None or not fp.bands or fp.size < self.thresholds.min_shingles:
+            return out
+        shared = (
+            select(m.ArticleBand.article_id, func.count().label("n"))
+            .where(m.ArticleBand.band_key.in_(fp.bands), m.ArticleBand.article_id != a.id)
+            .group_by(m.ArticleBand.article_id)
+            .having((func.count() >= dedup.MIN_BAND_MATCHES) | (func.max(m.ArticleBand.band_no) == dedup.TITLE_BAND))
+            .order_by(func.count().desc(), m.ArticleBand.article_id)
+            .limit(self.thresholds.max_candidates)
+            .subquery()
+        )
+        rows = s.execute(
+            select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
+                   m.Article.content_text, shared.c.n, m.Article.title)
+            .join(shared, shared.c.article_id == m.Article.id)
+            .where(m.Article.withdrawn_at.is_(None))
+        )
+        return [dedup.Candidate(aid, sid, h, cu, text, int(n), title) for aid, sid, h, cu, text, n, title in rows]
+
+    def bulk_load(self, source: str, articles: Sequence[ArticleValue]) -> int:
+        """Store articles known to be distinct stories, one story each, indexed: no duplicate look-up.
+
+        For importing a set that was deduplicated elsewhere, and for filling benchmark databases with
+        100,000 articles in minutes; `save_batch` is the path for anything that may repeat a story.
+        Returns the number stored (articles whose id is already stored are skipped).
+        """
+        now = clock.now()
+        with self._session() as s, s.begin():
+            src = s.scalar(select(m.Source).where(m.Source.name == source))
+            if src is None:
+                raise StorageError(f"[{source}] source is not registered")
+            ids = [a.id for a in articles]
+            have = set(s.scalars(select(m.Article.id).where(m.Article.id.in_(ids)))) if ids else set()
+            fresh = [a for a in dict((a.id, a) for a in articles).values() if a.id not in have]
+            if not fresh:
+                return 0
+            stories: list[dict[str, object]] = []
+            rows: list[dict[str, object]] = []
+            bands: list[dict[str, object]] = []
+            article_tags: list[dict[str, object]] = []
+            story_tags: list[dict[str, object]] = []
+            for a in fresh:
+                sid = dedup.story_id_for(a.id)
+                stories.append({"id": sid, "canonical_article_id": a.id, "published": a.published,
+                                "updated": a.updated or a.published, "member_count": 1, "withdrawn": False,
+                                "changed_at": now})
+                rows.append({
+                    "id": a.id, "source_id": src.id, "key": a.key, "story_id": sid, "title": a.title,
+                    "original_title": a.original_title, "channel": a.channel, "published": a.published,
+                    "updated": a.updated, "date_source": a.date_source, "author": a.author,
+                    "submitter": a.submitter, "publisher": a.publisher, "summary": a.summary,
+                    "content_html": a.content_html, "content_text": a.content_text, "link": a.link,
+                    "canonical_url": dedup.canonical_url(a.link), "source_path": a.source_path,
+                    "content_hash": a.content_hash, "version": 1, "first_seen": now, "last_changed": now,
+                })
+                if self.thresholds.enabled:
+                    fp = dedup.fingerprint(a.content_text, a.title)
+                    bands.extend({"article_id": a.id, "band_no": i, "band_key": k} for i, k in enumerate(fp.bands))
+                for tid in {self._tag_id(s, n) for n in a.tags if n}:
+                    article_tags.append({"article_id": a.id, "tag_id": tid})
+                    story_tags.append({"story_id": sid, "tag_id": tid, "published": a.published})
+            for table, values in ((m.Story, stories), (m.Article, rows), (m.ArticleBand, bands),
+                                  (m.ArticleTag, article_tags), (m.StoryTag, story_tags)):
+                if values:
+                    s.execute(insert(table), values)
+            return len(fresh)
+
+    @staticmethod
+    def _index(s: Session, article_id: str, fp: dedup.Fingerprint) -> None:
+        """(Re)write the article's LSH band rows."""
+        s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == article_id))
+        if fp.bands:
+            s.execute(
+                insert(m.ArticleBand),
+                [{"article_id": article_id, "band_no": i, "band_key": k} for i, k in enumerate(fp.bands)],
+            )
+
+    def find_duplicates(self, a: ArticleValue) -> dedup.Decision:
+        """What storing ``a`` would decide, without storing it (bench and `stories` diagnostics)."""
+        with self._session() as s:
+            row = s.get(m.Article, a.id)
+            stored = (
+                dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
+            )
+            fp = dedup.fingerprint(a.content_text, a.title) if row is None and self.thresholds.enabled else None
+            cands = self._candidates(s, a, dedup.canonical_url(a.link), fp) if row is None else []
+            return dedup.decide(a, stored, cands, self.thresholds)
 
     @staticmethod
     def _fill(row: m.Article, a: ArticleValue, curl: str | None) -> None:
@@ -361,6 +478,7 @@ class Repository:
         row = s.scalar(select(m.Article).where(m.Article.source_id == source_id, m.Article.key == key))
         if row is not None and row.withdrawn_at is None:
             row.withdrawn_at = now
+            s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == row.id))  # not a candidate any more
             result.withdrawn += 1
             touched.add(row.story_id)
 
@@ -380,9 +498,14 @@ class Repository:
             result.changed_tags |= self._slugs(s, old_tags)
             return
         canonical = min(members, key=lambda a: (a.published, -len(a.content_text), a.id))
+        # The entry shows the canonical member: only its real edits move `updated` (forward only). A new
+        # channel re-posting the story changes "also in", not the news, and must not re-surface the entry.
+        shown = canonical.updated or canonical.published
+        if story.canonical_article_id == canonical.id and story.updated is not None:
+            shown = max(shown, story.updated)
         story.canonical_article_id = canonical.id
         story.published = canonical.published
-        story.updated = max((a.updated or a.published) for a in members)
+        story.updated = shown
         story.member_count = len(members)
         story.withdrawn = False
         story.changed_at = now
@@ -523,6 +646,51 @@ class Repository:
                     "content_text": a.content_text, "tags": tag_names.get(a.id, []), "version": a.version,
                 }
 
+    def iter_stories(self, min_members: int = 1, limit: int | None = None) -> Iterator[dict[str, object]]:
+        """Live stories with their live members, newest first (``syndicator stories --json``)."""
+        with self._session() as s:
+            q = (
+                select(m.Story)
+                .where(m.Story.withdrawn.is_(False), m.Story.member_count >= min_members)
+                .order_by(m.Story.published.desc(), m.Story.id)
+            )
+            if limit is not None:
+                q = q.limit(limit)
+            stories = list(s.scalars(q))
+            for start in range(0, len(stories), 500):
+                chunk = stories[start : start + 500]
+                members: dict[str, list[tuple[m.Article, str]]] = {}
+                for a, source_name in s.execute(
+                    select(m.Article, m.Source.name)
+                    .join(m.Source, m.Source.id == m.Article.source_id)
+                    .where(m.Article.story_id.in_([st.id for st in chunk]), m.Article.withdrawn_at.is_(None))
+                    .order_by(m.Article.published, m.Article.id)
+                ):
+                    members.setdefault(a.story_id, []).append((a, source_name))
+                tags: dict[str, list[str]] = {}
+                for sid, name in s.execute(
+                    select(m.StoryTag.story_id, m.Tag.name)
+                    .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
+                    .where(m.StoryTag.story_id.in_([st.id for st in chunk]))
+                    .order_by(m.Tag.name)
+                ):
+                    tags.setdefault(sid, []).append(name)
+                for st in chunk:
+                    group = members.get(st.id, [])
+                    canon = next((a for a, _ in group if a.id == st.canonical_article_id), None)
+                    yield {
+                        "story_id": st.id, "title": canon.title if canon else None,
+                        "canonical_article_id": st.canonical_article_id,
+                        "published": st.published.isoformat(), "updated": st.updated.isoformat(),
+                        "member_count": len(group), "tags": tags.get(st.id, []),
+                        "members": [
+                            {"id": a.id, "title": a.title, "channel": a.channel, "source": source_name,
+                             "source_path": a.source_path, "link": a.link, "published": a.published.isoformat(),
+                             "duplicate_of": None if a.id == st.canonical_article_id else st.canonical_article_id}
+                            for a, source_name in group
+                        ],
+                    }
+
     def article_versions(self, article_id: str) -> list[tuple[int, str, str]]:
         with self._session() as s:
             return [
@@ -610,6 +778,87 @@ class Repository:
                 return None
             return ServiceInfo(row.role, row.holder, row.started_at, row.heartbeat_at, row.last_tick_at, row.stopped_at)
 
+    # -- daily digests ----------------------------------------------------------------------------
+    def stories_published_between(self, start: datetime, end: datetime, base_url: str) -> list[StoryEntry]:
+        """Live stories published in ``[start, end)`` (aware datetimes; a local day's bounds), as entries."""
+        with self._session() as s:
+            stories = list(
+                s.scalars(
+                    select(m.Story)
+                    .where(m.Story.withdrawn.is_(False), m.Story.published >= start, m.Story.published < end)
+                    .order_by(m.Story.published.desc(), m.Story.id)
+                )
+            )
+            return self._entries(s, stories, base_url)
+
+    def story_stamps(self) -> list[tuple[str, datetime, datetime]]:
+        """(story id, published, changed_at) of every live story: enough to tell which days changed."""
+        with self._session() as s:
+            return [
+                (sid, pub, changed)
+                for sid, pub, changed in s.execute(
+                    select(m.Story.id, m.Story.published, m.Story.changed_at).where(m.Story.withdrawn.is_(False))
+                )
+            ]
+
+    def digest_records(self) -> dict[str, DigestState]:
+        """Every recorded digest day (``YYYY-MM-DD``) with its fingerprint, date and e-mail state."""
+        with self._session() as s:
+            return {r.day: _digest_state(r) for r in s.scalars(select(m.DigestRecord))}
+
+    def save_digest(self, day: str, fingerprint: str, stories: int, newest: datetime) -> DigestState:
+        """Record a day's fingerprint. A new day's ``updated`` is its newest story's date; it moves (to now)
+        only when the fingerprint — the day's stories — changes, and stays put otherwise."""
+        with self._session() as s, s.begin():
+            row = s.get(m.DigestRecord, day)
+            if row is None:
+                row = m.DigestRecord(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
+                s.add(row)
+            elif row.fingerprint != fingerprint:
+                row.fingerprint, row.stories = fingerprint, stories
+                row.updated = max(clock.now(), newest, row.updated)
+            s.flush()
+            return _digest_state(row)
+
+    def delete_digests(self, days: Iterable[str]) -> None:
+        """Forget days that no longer have stories (their e-mail state goes with them only if never sent)."""
+        days = list(days)
+        if not days:
+            return
+        with self._session() as s, s.begin():
+            s.execute(delete(m.DigestRecord).where(m.DigestRecord.day.in_(days), m.DigestRecord.email_status.is_(None)))
+            s.execute(
+                update(m.DigestRecord).where(m.DigestRecord.day.in_(days)).values(stories=0, fingerprint="")
+            )
+
+    def claim_digest_email(self, day: str, *, stale_before: datetime) -> bool:
+        """Take the right to send ``day``'s e-mail (atomic across processes); False when it was sent or is
+        being sent. A claim older than ``stale_before`` (a crash mid-send) may be taken again."""
+        now = clock.now()
+        with self._session() as s, s.begin():
+            res = s.execute(
+                update(m.DigestRecord)
+                .where(
+                    m.DigestRecord.day == day,
+                    (m.DigestRecord.email_status.is_(None))
+                    | ((m.DigestRecord.email_status == "sending") & (m.DigestRecord.email_claimed_at < stale_before)),
+                )
+                .values(email_status="sending", email_claimed_at=now)
+            )
+            return bool(getattr(res, "rowcount", 0) == 1)
+
+    def finish_digest_email(self, day: str, *, sent: bool, recipients: str = "", message_id: str = "") -> None:
+        """Mark ``day``'s e-mail sent, or release the claim after a failure so a later run retries."""
+        with self._session() as s, s.begin():
+            values: dict[str, object] = (
+                {"email_status": "sent", "email_sent_at": clock.now(), "email_recipients": recipients,
+                 "email_message_id": message_id}
+                if sent
+                else {"email_status": None, "email_claimed_at": None}
+            )
+            s.execute(update(m.DigestRecord).where(m.DigestRecord.day == day).values(**values))
+
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceInfo:
@@ -621,3 +870,17 @@ class ServiceInfo:
     heartbeat_at: datetime
     last_tick_at: datetime | None
     stopped_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestState:
+    day: str
+    fingerprint: str
+    stories: int
+    updated: datetime
+    email_status: str | None
+    email_sent_at: datetime | None
+
+
+def _digest_state(r: m.DigestRecord) -> DigestState:
+    return DigestState(r.day, r.fingerprint, r.stories, r.updated, r.email_status, r.email_sent_at)

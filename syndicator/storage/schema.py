@@ -178,6 +178,19 @@ class StoryTag(Base):
     published: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ArticleBand(Base):
+    """The persistent near-duplicate index: one row per LSH band of a live article's MinHash.
+
+    Adding an article looks its band keys up through ``ix_article_bands_key``; nothing rescans the table.
+    """
+
+    __tablename__ = "article_bands"
+    __table_args__ = (Index("ix_article_bands_key", "band_key"),)
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
+    band_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    band_key: Mapped[int] = mapped_column(BigInteger)
+
+
 class Output(Base):
     """A rendered output (feed, page) and its hash: lets a render skip unchanged files and web nodes serve them."""
 
@@ -201,3 +214,19 @@ class ServiceInstance(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DigestRecord(Base):
+    """One local day's digest: a fingerprint of its stories (so ``updated`` moves only when they change) and
+    the e-mail state (so a restart never sends the same day twice)."""
+
+    __tablename__ = "digests"
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD in site.timezone
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    stories: Mapped[int] = mapped_column(Integer)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    email_status: Mapped[str | None] = mapped_column(String(10))  # None | "sending" | "sent"
+    email_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_recipients: Mapped[str | None] = mapped_column(Text)
+    email_message_id: Mapped[str | None] = mapped_column(Text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -14,7 +15,10 @@ from syndicator.normalize import inspect_item
 from syndicator.normalize.dates import parse_date
 from syndicator.types import Article, RawItem
 
-from .conftest import CORPUS
+from .conftest import CORPUS, REPO
+
+sys.path.insert(0, str(REPO))  # bench/ is a folder of the repository, not part of the installed package
+from bench.corpus_quality import current_body, expected_author, related_snippets, title_line
 
 POSTS = CORPUS / "posts"
 BOILERPLATE = re.compile(
@@ -118,3 +122,27 @@ def test_dates_equal_front_matter_date(results: list[tuple[str, str, Article | N
         assert article.date_source == "front_matter", name
         checked += 1
     assert checked > 2000
+
+
+def test_author_found_where_the_file_names_one(results: list[tuple[str, str, Article | None, list[str]]]) -> None:
+    named = missed = 0
+    for name, text, article, _p in results:
+        person = expected_author(current_body(text), title_line(text))
+        if article is None or person is None:
+            continue
+        named += 1
+        if article.author != person:
+            missed += 1
+            print(name, person, article.author)
+    assert named > 1300 and missed == 0
+
+
+def test_no_related_snippet_left(results: list[tuple[str, str, Article | None, list[str]]]) -> None:
+    left = []
+    for name, text, article, _p in results:
+        if article is None:
+            continue
+        paragraphs = {re.sub(r"\s+", "", p) for p in article.content_text.split("\n\n")}
+        if any(re.sub(r"\s+", "", s) in paragraphs for s in related_snippets(current_body(text))):
+            left.append(name)
+    assert left == []

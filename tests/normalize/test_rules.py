@@ -220,3 +220,58 @@ def test_network_item(rules: NormalizeSettings, tags: TagSettings) -> None:
     )
     assert '<img src="https://example.com/p.jpg" width="600">' in a.content_html
     assert a.tags[:2] == ("楼市", "房价")
+
+
+def test_yicai_related_snippets_without_share_prompt(rules: NormalizeSettings, tags: TagSettings) -> None:
+    """Real lines (``基市要闻|货基考验重重指数基金春天要来了？``): the ``（绝对值 X）`` byline names the
+    author, and the related-article headlines behind the single-space lines are not the article."""
+    body = (
+        "说到货币基金，估计不少基民会感慨收益变\n<!-- more -->\n绝对值\n"
+        "说到货币基金，估计不少基民会感慨收益变低了。\n"
+        "炒股的朋友都知道在委托买卖股票时，成交后需要交一点佣金给券商。\n"
+        "（绝对值 戴先喜）\n \n \n"
+        "基市要闻 | 终究没能等到帮忙资金，年内已赚16%的基金宣告清盘！\n"
+        "基市要闻 | 元旦假期临近 已有货基提前闭门谢客！\n"
+    )
+    a = normalize_item(raw_file(post(body, date="2019-01-04 19:37:48")), rules, tags)
+    assert a.author == "戴先喜"
+    assert a.content_text == (
+        "说到货币基金，估计不少基民会感慨收益变低了。\n\n炒股的朋友都知道在委托买卖股票时，成交后需要交一点佣金给券商。"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "author"),
+    [("（绝对值 盛睿）", "盛睿"), ("（绝对值张佳平）", "张佳平"), ("（绝对值 －）", None), ("一财大政", None),
+     ("绝对值", None), ("一财资讯", None)],
+)
+def test_byline_lines_and_column_labels(
+    line: str, author: str | None, rules: NormalizeSettings, tags: TagSettings
+) -> None:
+    """A column label where a byline would be is not a person; its line goes either way."""
+    body = f"打开微信，点击底部的“发现”，\n使用“扫一扫”即可将网页分享至朋友圈。\n{line}\n{LEAD}\n"
+    a = normalize_item(raw_file(post(body, author="None")), rules, tags)
+    assert (a.author, a.content_text) == (author, LEAD)
+
+
+def test_blank_run_inside_ifeng_article_is_not_a_cut(rules: NormalizeSettings, tags: TagSettings) -> None:
+    """Single-space lines followed by the article and its editor line: nothing is cut."""
+    body = f"{LEAD[:20]}\n \n \n{LEAD}\n第二段，全文继续。\n[责任编辑：张安琪]\n"
+    a = normalize_item(raw_file(post(body)), rules, tags)
+    assert a.content_text.endswith("第二段，全文继续。") and a.author == "张安琪"
+
+
+def test_related_cut_can_be_turned_off(tags: TagSettings) -> None:
+    body = f"{LEAD}\n \n \n基市要闻 | 元旦假期临近 已有货基提前闭门谢客！\n"
+    off = NormalizeSettings(related_blank_lines=0)
+    assert normalize_item(raw_file(post(body)), off, tags).content_text.endswith("闭门谢客！")
+    assert normalize_item(raw_file(post(body)), NormalizeSettings(), tags).content_text == LEAD
+
+
+def test_reporters_leading_the_body(rules: NormalizeSettings, tags: TagSettings) -> None:
+    """Real layout (``恒大造车另起炉灶将萨博技术收入囊中``): images and reporters' name lines before the text."""
+    img = '<img align="center" border="0" src="https://imgcdn.yicai.com/uppics/images/2019/01/e25940cba.jpg" />'
+    body = f"在FF没能实现恒大的造车梦想后\n<!-- more -->\n{img}\n张歆晨\n{img}\n陈淑贞\n李溯婉\n武子晔\n{LEAD}\n李娜\n"
+    a = normalize_item(raw_file(post(body)), rules, tags)
+    assert a.author == "张歆晨、陈淑贞、李溯婉、武子晔"
+    assert a.content_text == LEAD + "\n\n李娜"  # a name-shaped line after the text has begun stays

@@ -59,3 +59,30 @@ def test_w3c_validator_is_silent(
             check=True,
         )
         assert result.stdout.strip() == "", result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss"])
+def test_w3c_validator_is_silent_on_the_digest_feed(fmt: str, site: SiteInfo, tmp_path: Path) -> None:
+    from datetime import UTC, date, datetime, timedelta
+
+    from syndicator.render.digest import build_digest, render_digest_feed
+    from syndicator.types import Carrier, DigestOptions
+
+    from .conftest import make_entry
+
+    digests = []
+    for offset in range(2):
+        day = date(2024, 5, 1) + timedelta(days=offset)
+        t = datetime(day.year, day.month, day.day, 2, tzinfo=UTC)
+        entries = [make_entry(n + 10 * offset, published=t + timedelta(hours=n), updated=t + timedelta(hours=n),
+                              also_in=(Carrier("重庆频道", "https://cq.example.org/1"),) if n == 0 else ())
+                   for n in range(3)]
+        digests.append(build_digest(day, entries, DigestOptions(), t + timedelta(hours=5)))
+    media = {"atom": "application/atom+xml", "rss": "application/rss+xml"}[fmt]
+    path = tmp_path / f"digest.{fmt}"
+    path.write_bytes(render_digest_feed(site, digests, fmt))  # type: ignore[arg-type]
+    result = subprocess.run(
+        [PYTHON, "-c", DRIVER, str(SRC), str(path), f"{BASE}digest.{fmt}", f"{media}; charset=utf-8"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert result.stdout.strip() == "", result.stdout

@@ -153,3 +153,38 @@ def test_stop_drops_only_the_unsaved_batch(tmp_path: Path, db_url: str, monkeypa
     report, _ = sync_mod.sync(ticker.settings, repo, render=False)
     assert report.total("new") == 3 and report.total("duplicates") == 0
     assert repo.counts()["articles"] == 7
+
+
+def test_states_reported_by_status_and_healthz(tmp_path: Path, archive: Path) -> None:
+    from syndicator.health import health, state_of
+    from syndicator.scheduler import SERVICE_ROLE
+
+    ticker = _ticker(tmp_path, archive, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ticker.prepare()
+    ok, report = health(ticker.settings, ticker.repo, SERVICE_ROLE)
+    assert ok and report["sources"][0]["state"] == "pending" and report["last_run"] is None
+    ticker.tick()
+    ok, report = health(ticker.settings, ticker.repo, SERVICE_ROLE)
+    assert ok and report["status"] == "ok" and report["sources"][0]["state"] == "ok"
+    (st_,) = ticker.repo.source_status()
+    assert state_of(st_, None) == "removed" and state_of(st_, False) == "disabled"
+    from dataclasses import replace
+
+    assert state_of(replace(st_, disabled_reason="410 Gone"), True) == "disabled"
+    assert state_of(replace(st_, consecutive_failures=2), True) == "failing"
+
+
+def test_a_bug_in_a_source_backs_off_like_a_failure(
+    tmp_path: Path, archive: Path, frozen: list[datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("boom")
+
+    ticker = _ticker(tmp_path, archive, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ticker.prepare()
+    monkeypatch.setitem(sync_mod.SOURCE_TYPES, "archive", broken)
+    ticker.tick()
+    failures, due = ticker.repo.schedule_state("seed-archive")
+    assert failures == 1 and due == T0 + timedelta(seconds=10)
+    (st_,) = ticker.repo.source_status()
+    assert st_.last_error == "unexpected RuntimeError: boom"

@@ -1,10 +1,10 @@
-"""daily digests (issue: digest) — reserved; filled in by that issue's change (keep the revision id and chain).
+"""daily digests: per-day story fingerprint and e-mail state
 
 Revision ID: 0005
 Revises: 0004
 """
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 revision = '0005'
 down_revision = '0004'
@@ -13,8 +13,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        'digests',
+        sa.Column('day', sa.String(length=10), nullable=False),
+        sa.Column('fingerprint', sa.String(length=64), nullable=False),
+        sa.Column('stories', sa.Integer(), nullable=False),
+        sa.Column('updated', sa.DateTime(), nullable=False),
+        sa.Column('email_status', sa.String(length=10), nullable=True),
+        sa.Column('email_claimed_at', sa.DateTime(), nullable=True),
+        sa.Column('email_sent_at', sa.DateTime(), nullable=True),
+        sa.Column('email_recipients', sa.Text(), nullable=True),
+        sa.Column('email_message_id', sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint('day'),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('digests')

@@ -1,0 +1,203 @@
+"""Daily digests at the edge: which local days changed, their pages and feeds, and the once-a-day e-mail.
+
+``run_digest(settings, repo, day, email)`` is the one entry point for the CLI (``syndicator digest``) and the
+service's daily job at ``digest.time``. ``refresh_digests`` is what ``publish`` calls after a sync: it
+re-renders only the days whose stories changed (a fingerprint of story ids and change times per day).
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from . import clock, mail
+from .config import Settings
+from .errors import ConfigError
+from .render.digest import (
+    ARCHIVE_PAGE,
+    DIGEST_FEED,
+    build_digest,
+    day_bounds,
+    digest_path,
+    digest_title,
+    fingerprint,
+    local_day,
+    render_digest_archive,
+    render_digest_feed,
+    render_digest_html,
+    render_digest_markdown,
+)
+from .render.feeds import EPOCH, as_utc
+from .render.site import DigestLink
+from .render.write import write_if_changed
+from .storage.repo import Repository
+from .types import Digest, DigestOptions, SiteInfo
+
+log = logging.getLogger(__name__)
+STALE_CLAIM = timedelta(hours=1)  # a "sending" mark older than this is a crash mid-send: retry
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRun:
+    """What ``run_digest`` did: the day, its story count, files written, and the e-mail outcome."""
+
+    day: date
+    stories: int
+    files_written: int
+    email: str  # "not-requested" | "sent" | "already-sent" | "in-progress" | "no-stories"
+    path: str | None  # digest/YYYY-MM-DD.html, None when the day has no stories
+
+    def summary(self) -> str:
+        where = f" → {self.path}" if self.path else " (no page, no feed entry)"
+        return f"digest {self.day.isoformat()}: stories={self.stories}{where} files_written={self.files_written} email={self.email}"
+
+
+def options(settings: Settings) -> DigestOptions:
+    d = settings.digest
+    return DigestOptions(tag_order=tuple(d.tag_order), other_tags=d.other_tags, top_stories=d.top_stories,
+                         top_min_channels=d.top_min_channels,
+                         max_per_tag=d.max_per_tag, max_tags=d.max_tags, untagged=d.untagged)
+
+
+def _site(settings: Settings) -> SiteInfo:
+    from .publish import site_info  # publish imports this module
+
+    return site_info(settings)
+
+
+def default_day(settings: Settings, now: datetime | None = None) -> date:
+    """The day ``digest.day`` names: the previous local day (default) or the current one."""
+    today = local_day(now or clock.now(), settings.site.timezone)
+    return today - timedelta(days=1) if settings.digest.day == "previous" else today
+
+
+def _day_stamps(settings: Settings, repo: Repository) -> dict[date, list[tuple[str, datetime]]]:
+    days: dict[date, list[tuple[str, datetime]]] = defaultdict(list)
+    for sid, published, changed in repo.story_stamps():
+        days[local_day(published, settings.site.timezone)].append((sid, changed))
+    return days
+
+
+def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: str) -> Digest:
+    """A day's digest from the database; records its fingerprint (``updated`` moves only on change)."""
+    start, end = day_bounds(day, settings.site.timezone)
+    entries = repo.stories_published_between(start, end, site.base_url)
+    newest = max((max(as_utc(e.updated), as_utc(e.published)) for e in entries), default=EPOCH)
+    state = repo.save_digest(day.isoformat(), fp, len(entries), newest)
+    return build_digest(day, entries, options(settings), state.updated)
+
+
+def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
+                    also: tuple[date, ...] = ()) -> tuple[int, list[DigestLink]]:
+    """Re-render the digest pages of the days whose stories changed (every day when ``full``), the digest
+    feeds and the archive page; remove the pages of days left without stories.
+
+    Returns (files written, the latest digests for the front page).
+    """
+    site = _site(settings)
+    out = settings.output.dir
+    stamps = _day_stamps(settings, repo)
+    prints = {day: fingerprint(v) for day, v in stamps.items()}
+    records = repo.digest_records()
+    changed = sorted(d for d, fp in prints.items() if full or d in also or records.get(d.isoformat()) is None
+                     or records[d.isoformat()].fingerprint != fp)
+    gone = sorted(k for k, r in records.items() if r.stories > 0 and date.fromisoformat(k) not in prints)
+    written = 0
+    days = sorted(prints)
+    neighbours = {d: (days[i - 1] if i else None, days[i + 1] if i + 1 < len(days) else None)
+                  for i, d in enumerate(days)}
+    loaded: dict[date, Digest] = {}
+
+    def write_page(day: date) -> int:
+        digest = loaded.get(day) or _load(settings, repo, site, day, prints[day])
+        loaded[day] = digest
+        prev, nxt = neighbours[day]
+        return write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+
+    for day in changed:
+        written += write_page(day)
+        written += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, loaded[day]))
+    # the days next to a new or vanished day: their "previous/next day" links change
+    touched = set(changed) | {date.fromisoformat(k) for k in gone}
+    near: set[date] = set()
+    for t in touched:
+        i = bisect_left(days, t)
+        near.update(days[j] for j in (i - 1, i + 1 if i < len(days) and days[i] == t else i) if 0 <= j < len(days))
+    for day in sorted(near - set(changed)):
+        if (out / digest_path(day)).exists():
+            written += write_page(day)
+    for key in gone:
+        for page in (out / digest_path(date.fromisoformat(key)), out / digest_path(date.fromisoformat(key), "md")):
+            if page.exists():
+                page.unlink()
+                written += 1
+                log.info("removed %s (the day has no stories left)", page.name)
+    if gone:
+        repo.delete_digests(gone)
+    latest = days[::-1][: settings.digest.feed_entries]
+    feed_missing = not (out / f"{DIGEST_FEED}.atom").exists()
+    if changed or gone or feed_missing:
+        recent = [loaded.get(d) or _load(settings, repo, site, d, prints[d]) for d in latest]
+        for fmt in ("atom", "rss"):
+            written += write_if_changed(out, f"{DIGEST_FEED}.{fmt}", render_digest_feed(site, recent, fmt))
+        written += write_if_changed(out, ARCHIVE_PAGE,
+                                    render_digest_archive(site, [(d, len(stamps[d])) for d in days]))
+    links = [DigestLink(d.isoformat(), len(stamps[d])) for d in days[::-1][: settings.digest.index_entries]]
+    return written, links
+
+
+def run_digest(settings: Settings, repo: Repository, day: date, email: bool) -> DigestRun:
+    """Make ``day``'s digest (page, Markdown, feed entry, archive, front page) and, when ``email``, send it
+    once: the e-mail state is in the database, so a restart or a second run never sends the day twice."""
+    from .publish import write_front_page  # publish imports this module
+
+    written, latest = refresh_digests(settings, repo, also=(day,))
+    written += write_front_page(settings, repo, latest)
+    site = _site(settings)
+    start, end = day_bounds(day, settings.site.timezone)
+    entries = repo.stories_published_between(start, end, site.base_url)
+    if not entries:
+        return DigestRun(day, 0, written, "no-stories" if email else "not-requested", None)
+    if not email:
+        return DigestRun(day, len(entries), written, "not-requested", digest_path(day))
+    return DigestRun(day, len(entries), written, _send_once(settings, repo, site, day), digest_path(day))
+
+
+def _send_once(settings: Settings, repo: Repository, site: SiteInfo, day: date) -> str:
+    cfg = settings.digest.email
+    if not cfg.to:
+        raise ConfigError("digest.email.to lists no recipient: nothing to send to", path=str(settings.config_path or ""))
+    key = day.isoformat()
+    record = repo.digest_records().get(key)
+    if record is not None and record.email_status == "sent":
+        log.info("digest %s was already e-mailed at %s", key, record.email_sent_at)
+        return "already-sent"
+    if not repo.claim_digest_email(key, stale_before=clock.now() - STALE_CLAIM):
+        now_record = repo.digest_records().get(key)
+        return "already-sent" if now_record is not None and now_record.email_status == "sent" else "in-progress"
+    try:
+        fp = fingerprint(_day_stamps(settings, repo).get(day, []))
+        digest = _load(settings, repo, site, day, fp)
+        subject = cfg.subject.format(title=site.title, date=key, count=digest.count)
+        msg = mail.build_message(
+            cfg, subject=subject or digest_title(site, digest),
+            text=render_digest_markdown(site, digest).decode("utf-8"),
+            html=render_digest_html(site, digest, absolute=True).decode("utf-8"),
+        )
+        refused = mail.send(cfg, msg)
+    except BaseException:
+        repo.finish_digest_email(key, sent=False)
+        raise
+    if refused:
+        log.warning("digest %s: the server refused %s", key, ", ".join(refused))
+    repo.finish_digest_email(key, sent=True, recipients=", ".join(cfg.to), message_id=str(msg["Message-ID"]))
+    log.info("digest %s e-mailed to %s", key, ", ".join(cfg.to))
+    return "sent"
+
+
+def run_daily_digest(settings: Settings, repo: Repository, now: datetime | None = None) -> DigestRun:
+    """The service's job at ``digest.time``: the ``digest.day`` day, e-mailed when ``digest.email.enabled``."""
+    return run_digest(settings, repo, default_day(settings, now), settings.digest.email.enabled)

@@ -1,0 +1,58 @@
+"""`syndicator sync` while another process holds the writer's turn: it waits, or gives up with one clear line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+from conftest import write_config
+
+from syndicator.cli import main
+from syndicator.storage.engine import open_database
+
+HOLDER = """
+import sys, time
+from syndicator.storage import locks
+from syndicator.storage.engine import open_database
+lock = locks.acquire(open_database(sys.argv[1]), "sync")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _holder(url: str, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, url, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _config(tmp_path: Path, archive: Path, db_url: str, lock_wait: str) -> Path:
+    return write_config(tmp_path, archive, db_url=db_url, schedule={"lock_wait": lock_wait})
+
+
+def test_sync_waits_for_the_writer_then_runs(tmp_path: Path, archive: Path, db_url: str) -> None:
+    cfg = _config(tmp_path, archive, db_url, "60s")
+    open_database(db_url)  # migrated before the clock starts: the holder's 3 s are all lock time
+    proc = _holder(db_url, 3)
+    try:
+        result = CliRunner().invoke(main, ["--config", str(cfg), "sync"], catch_exceptions=False)
+    finally:
+        proc.wait(30)
+    assert result.exit_code == 0, result.stderr
+    assert "is syncing; waiting up to 60s" in result.stderr
+    assert "sync: sources=1 new=1" in result.stdout
+
+
+def test_sync_gives_up_after_lock_wait_with_one_line(tmp_path: Path, archive: Path, db_url: str) -> None:
+    cfg = _config(tmp_path, archive, db_url, "0.5s")
+    proc = _holder(db_url, 60)
+    try:
+        result = CliRunner().invoke(main, ["--config", str(cfg), "sync"], catch_exceptions=False)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert result.exit_code == 1
+    assert "error: gave up after 0.5s: another process is still syncing" in result.stderr
+    assert "Traceback" not in result.stderr

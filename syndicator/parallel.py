@@ -19,6 +19,7 @@ from multiprocessing.pool import AsyncResult
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ParseError
+from .normalize import normalize_item
 from .types import Article, RawItem
 
 if TYPE_CHECKING:
@@ -42,9 +43,6 @@ def cpu_count() -> int:
 
 
 def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings) -> Result:
-    # imported here: a sync with nothing to read (the common case) never loads normalize/ and pypinyin
-    from .normalize import normalize_item
-
     try:
         return normalize_item(raw, rules, tags), None
     except ParseError as exc:
@@ -76,12 +74,15 @@ def normalize_all(
     terminated at once (a service asked to stop must not wait for chunks nobody will store).
     """
     it = iter(items)
-    head = list(itertools.islice(it, MIN_ITEMS))
     n = cpu_count() if workers is None else workers
-    if n <= 1 or len(head) < MIN_ITEMS:
-        for tag, raw in itertools.chain(head, it):
-            yield tag, normalize_one(raw, rules, tags)
+    # the first MIN_ITEMS items are normalized here, read one by one (no read-ahead: a file that vanishes
+    # meanwhile is reported as such); only a longer input gets the pool, for the rest
+    for tag, raw in itertools.islice(it, MIN_ITEMS if n > 1 else None):
+        yield tag, normalize_one(raw, rules, tags)
+    rest = next(it, None)
+    if rest is None:
         return
+    it = itertools.chain([rest], it)
     ctx = multiprocessing.get_context("forkserver")
     # nothing preloaded: the pool starts at once and the workers import normalize/ themselves, while this
     # process keeps polling the stop flag (a preloading forkserver would block here for seconds)
@@ -98,13 +99,6 @@ def normalize_all(
                     return
                 pending.append(([t for t, _ in chunk], pool.apply_async(_work, ([r for _, r in chunk],))))
 
-        # the workers take a second to start: the first items are normalized here meanwhile, so a sync
-        # makes progress (and can be stopped between files) from its first moment
-        fill()
-        for tag, raw in head:
-            if stop is not None and stop():
-                return
-            yield tag, normalize_one(raw, rules, tags)
         while True:
             fill()
             if not pending:

@@ -45,6 +45,7 @@ class Fetched:
     result: http.FetchResult
     ttl_seconds: float | None = None
     already_stored: int = 0  # html listing items whose article page was not fetched again
+    not_items: tuple[str, ...] = ()  # listing elements matching `item` without a title (ad slots …): skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +96,9 @@ def fetch_items(
     assert src.selectors is not None  # config guarantees it for html
     listing = html_mod.parse_listing(result.content, result.content_type, result.final_url, src.selectors,
                                      source=src.name, timezone=src.timezone, fetched=now)
-    errors = [("listing", reason) for reason in listing.skipped]
+    errors: list[tuple[str, str]] = []
     if not src.selectors.content:
-        return Fetched(listing.items, tuple(errors), result)
+        return Fetched(listing.items, (), result, not_items=listing.skipped)
     skipped = {it.key for it in listing.items if skip_pages(it.key)}
     todo = [it for it in listing.items if it.url and it.key not in skipped]
     pages = _fetch_pages(src, opts, todo)
@@ -112,7 +113,7 @@ def fetch_items(
             items.append(replace(it, content_html=body, summary_html=it.content_html))
         else:
             errors.append((it.key, body.reason if isinstance(body, ParseError) else str(body)))
-    return Fetched(tuple(items), tuple(errors), result, already_stored=len(skipped))
+    return Fetched(tuple(items), tuple(errors), result, already_stored=len(skipped), not_items=listing.skipped)
 
 
 def _fetch_pages(
@@ -200,6 +201,9 @@ def sync_remote(
             batch.append(ItemChange(item.key, FileState(raw_hash=digest), None, error=exc.reason))
     for key, reason in fetched.errors:
         _item_error(report, src.name, key, reason)
+    for reason in fetched.not_items:  # an ad slot is not a failure: counted, logged, no error exit
+        log.info("%s: listing element skipped: %s", src.name, reason)
+        report.skipped += 1
     report.unchanged += fetched.already_stored
     r = repo.save_batch(src.name, batch, fetch_state=new_state)
     report.new += r.new

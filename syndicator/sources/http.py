@@ -158,6 +158,17 @@ class _Context:
         self.expired = False
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.timer = threading.Timer(opts.timeout, self.expire)
+        self.timer.daemon = True
+        self.started: float | None = None
+
+    def start_deadline(self) -> float:
+        """Start the total deadline once, when the first request goes out (time queued for a host slot
+        does not count: a long ``min_interval`` must not turn into timeouts)."""
+        if self.started is None:
+            self.started = time.monotonic()
+            self.timer.start()
+        return self.started
 
     def check(self, ip: str, host: str, url: str | None = None) -> None:
         if not address_allowed(ip, self.opts):
@@ -322,16 +333,12 @@ def fetch(
     ctx = _Context(opts)
     previous = getattr(_local, "ctx", None)
     _local.ctx = ctx
-    timer = threading.Timer(opts.timeout, ctx.expire)
-    timer.daemon = True
-    started = time.monotonic()
     try:
         with requests.Session() as session:
             session.trust_env = False  # no proxies or .netrc from the environment: the guard sees the real peer
             session.mount("http://", _GuardedAdapter(max_retries=0))
             session.mount("https://", _GuardedAdapter(max_retries=0))
-            timer.start()
-            return _fetch(session, url, ctx, etag, last_modified, limiter, started)
+            return _fetch(session, url, ctx, etag, last_modified, limiter)
     except requests.exceptions.ConnectTimeout:
         raise Timeout(f"connect timeout after {opts.connect_timeout:g}s: {url}", source=opts.source, url=url) from None
     except (requests.exceptions.RequestException, OSError) as exc:
@@ -341,7 +348,7 @@ def fetch(
             raise Timeout(f"read timeout: {url}", source=opts.source, url=url) from None
         raise FetchError(f"{type(exc).__name__}: {_short(exc)}", source=opts.source, url=url) from None
     finally:
-        timer.cancel()
+        ctx.timer.cancel()
         _local.ctx = previous
 
 
@@ -353,16 +360,18 @@ def _short(exc: BaseException) -> str:
 
 def _fetch(
     session: requests.Session, url: str, ctx: _Context, etag: str | None, last_modified: str | None,
-    limiter: HostLimiter | None, started: float,
+    limiter: HostLimiter | None,
 ) -> FetchResult:
     opts = ctx.opts
     origin = _check_url(url, ctx)
     current = url
     hops: list[tuple[int, str]] = []
     seen = {url}
+    secure_origin = urlsplit(url).scheme.lower() == "https"
     while True:
         host = _check_url(current, ctx)
-        same_host = host == origin
+        # credentials, cookies and custom headers: only to the configured host, and never downgraded to http
+        same_host = host == origin and not (secure_origin and urlsplit(current).scheme.lower() == "http")
         headers = {"User-Agent": opts.user_agent, "Accept-Encoding": "gzip, deflate",
                    "Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
                              "application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"}
@@ -372,9 +381,9 @@ def _fetch(
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        remaining = max(opts.timeout - (time.monotonic() - started), 0.01)
         slot = limiter.slot(host_key(current), opts.min_interval, opts.max_connections) if limiter else contextlib.nullcontext()
         with slot:
+            remaining = max(opts.timeout - (time.monotonic() - ctx.start_deadline()), 0.01)
             resp = session.get(
                 current, headers=headers, stream=True, allow_redirects=False, verify=opts.verify,
                 timeout=(min(opts.connect_timeout, remaining), remaining),

@@ -24,6 +24,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | Iterable[bytes] = b""
     pause: float = 0.0
+    delay: float = 0.0  # think time before answering (the request counts as active meanwhile)
 
 
 @dataclass
@@ -90,15 +91,21 @@ class Web:
                     web.max_active = max(web.max_active, web.active)
                     count = 1 + sum(1 for s in web.seen if s.path == self.path)
                     web.seen.append(seen)
+                active = True
                 try:
                     handler = web.routes.get(self.path)
                     reply = handler(Request(self.path, dict(self.headers), count)) if handler else Reply(404, {}, b"no")
+                    if reply.delay:
+                        time.sleep(reply.delay)
                     self.send_response(reply.status)
                     body = reply.body
                     if isinstance(body, bytes) and "Content-Length" not in reply.headers:
                         reply.headers["Content-Length"] = str(len(body))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
+                    with web.lock:  # no longer "active" once answering: a serial client waits for the answer,
+                        web.active -= 1  # so two requests active at once really were concurrent
+                        active = False
                     self.end_headers()
                     try:
                         for chunk in [body] if isinstance(body, bytes) else body:
@@ -110,7 +117,8 @@ class Web:
                         pass  # the client hung up (deadline, size cap): that is the point of the test
                 finally:
                     with web.lock:
-                        web.active -= 1
+                        if active:
+                            web.active -= 1
                         seen.finished = time.monotonic()
 
         return H

@@ -88,6 +88,11 @@ def test_header_charset_beats_a_wrong_xml_prolog() -> None:
     assert "镕" in (e.content_html or "")
 
 
+def test_a_real_feed_served_as_text_html_is_still_a_feed() -> None:
+    feed = parse("rss2.xml", "text/html; charset=utf-8")
+    assert feed.version == "rss20" and len(feed.items) == 3 and "NonXMLContentType" in str(feed.problem)
+
+
 def test_malformed_xml_is_still_read() -> None:
     feed = parse("malformed.xml", "application/rss+xml")
     assert feed.problem is not None  # feedparser's bozo complaint is kept for the log

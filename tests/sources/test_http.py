@@ -212,6 +212,16 @@ def test_per_host_min_interval_and_concurrency() -> None:
     assert all(b - a >= 0.19 for a, b in itertools.pairwise(starts))
 
 
+def test_time_queued_for_a_host_slot_does_not_count_against_the_deadline(web: Web) -> None:
+    web.route("/feed", Reply(200, {}, b"ok"))
+    limiter = HostLimiter()
+    o = opts(timeout=1.0, min_interval=1.5)
+    assert http.fetch(web.url("/feed"), o, limiter=limiter).content == b"ok"
+    assert http.fetch(web.url("/feed"), o, limiter=limiter).content == b"ok"  # waited 1.5s, then fetched
+    first, second = web.requests("/feed")
+    assert second.started - first.started >= 1.4
+
+
 def test_options_from_config_read_auth_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     src = SourceSettings.model_validate({
         "name": "wire", "type": "feed", "url": "https://wire.example.com/rss", "timeout": 7,

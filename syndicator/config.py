@@ -215,7 +215,22 @@ class ServerSettings(_Section):
     enabled: bool = True
 
 
-class ScheduleSettings(_Section):
+class _Durations(_Section):
+    """A section with duration keys (``"30s"``, ``"15m"``) read in seconds."""
+
+    def seconds(self, key: str) -> float:
+        """A duration setting in seconds."""
+        return parse_duration(str(getattr(self, key)))
+
+
+def _positive_duration(v: str) -> str:
+    """Validator body shared by the duration keys that must be longer than zero."""
+    if parse_duration(v) <= 0:
+        raise ValueError("must be longer than 0s")
+    return v
+
+
+class ScheduleSettings(_Durations):
     """How the service (`syndicator run`) schedules polls and backs off failing sources."""
 
     tick: str = "1s"  # how often the scheduler asks the database which sources are due
@@ -228,16 +243,11 @@ class ScheduleSettings(_Section):
     @field_validator("tick", "backoff_base", "backoff_max", "misfire_grace", "lock_wait")
     @classmethod
     def _duration(cls, v: str) -> str:
-        if parse_duration(v) <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
-
-    def seconds(self, key: str) -> float:
-        """A duration setting in seconds."""
-        return parse_duration(str(getattr(self, key)))
+        return _positive_duration(v)
 
 
-class ClusterSettings(_Section):
+
+class ClusterSettings(_Durations):
     """Scale-out (`syndicator run --role worker|web` on PostgreSQL): how workers share the work.
 
     Workers ask the database for due work every ``schedule.tick`` and back failing sources off like the
@@ -251,13 +261,7 @@ class ClusterSettings(_Section):
     @field_validator("lease")
     @classmethod
     def _duration(cls, v: str) -> str:
-        if parse_duration(v) <= 0:
-            raise ValueError("must be longer than 0s")
-        return v
-
-    def seconds(self, key: str) -> float:
-        """A duration setting in seconds."""
-        return parse_duration(str(getattr(self, key)))
+        return _positive_duration(v)
 
 
 class NormalizeSettings(_Section):

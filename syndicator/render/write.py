@@ -122,17 +122,25 @@ def remove(out_dir: Path, relpath: str) -> bool:
     return removed
 
 
-def _write_file(out_dir: Path, relpath: str, data: bytes) -> bool:
+def _changed_target(out_dir: Path, relpath: str, data: bytes) -> Path | None:
+    """The file ``relpath`` stands for, or None when it already holds ``data`` (nothing to write)."""
     target = out_dir.joinpath(*safe_relpath(relpath).parts)
     try:
         if target.read_bytes() == data:
-            return False
+            return None
     except FileNotFoundError:
         pass
     except IsADirectoryError:
         raise RenderError("a folder is in the way", path=relpath) from None
     except OSError as exc:
         raise RenderError(f"cannot read the current file: {exc}", path=relpath) from exc
+    return target
+
+
+def _write_file(out_dir: Path, relpath: str, data: bytes) -> bool:
+    target = _changed_target(out_dir, relpath, data)
+    if target is None:
+        return False
     tmp_name: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -278,16 +286,9 @@ class BatchWriter:
 
     def _stage(self, relpath: str, data: bytes) -> bool:
         """Stage ``data`` in a temporary file; False (nothing staged) when the file already has these bytes."""
-        target = self.out_dir.joinpath(*safe_relpath(relpath).parts)
-        try:
-            if target.read_bytes() == data:
-                return False
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            raise RenderError("a folder is in the way", path=relpath) from None
-        except OSError as exc:
-            raise RenderError(f"cannot read the current file: {exc}", path=relpath) from exc
+        target = _changed_target(self.out_dir, relpath, data)
+        if target is None:
+            return False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)

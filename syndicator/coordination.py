@@ -28,10 +28,12 @@ import socket
 import threading
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from time import monotonic
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .config import Settings
@@ -40,11 +42,17 @@ from .logs import source_context
 from .publish import SITE, attach_output_store, publish_keys, render_keys
 from .storage.leases import DIGEST, POLL, RENDER, Lease, Leases
 from .storage.repo import BatchResult, Repository
+from .types import SourceReport
+
+if TYPE_CHECKING:
+    from .metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
 DigestJob = Callable[[date], object]  # builds (and sends) the digest of a local day
 DIGEST_CHECK_SECONDS = 5.0  # how often a worker asks whether the day's digest is due (it is rare work)
+WAKE_SLACK = 0.005  # seconds after a slot that an idle worker wakes (due means due_at <= the database's now)
+MIN_WAIT = 0.01  # shortest sleep of the poll loop (another worker is committing a claim of the due rows)
 
 
 def default_holder() -> str:
@@ -97,6 +105,11 @@ class Worker:
         cluster = settings.cluster
         self.leases = Leases(repo.engine, holder or default_holder(), ttl=cluster.seconds("lease"))
         self.tick_seconds = settings.schedule.seconds("tick")
+        self.poll_threads = cluster.poll_threads
+        self.metrics: WorkerMetrics | None = None  # set by roles.run_worker when /metrics is served
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self._poll_done = threading.Event()  # a poll thread became free: claim again at once
         self._rng = random.Random()
         if digest is None and settings.digest.enabled:
             from .digest import run_daily_digest  # the service's daily job: digest.day, e-mailed once
@@ -119,6 +132,11 @@ class Worker:
     def holder(self) -> str:
         return self.leases.holder
 
+    @property
+    def in_flight(self) -> int:
+        """Polls running on the poll threads now."""
+        return self._in_flight
+
     # -- setup ----------------------------------------------------------------------------------
     def register(self) -> None:
         """Make the poll rows of the configured sources (new ones due now) and drop those of removed ones."""
@@ -135,14 +153,20 @@ class Worker:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> None:
-        """Work until ``stop`` is set: polls in this thread, renders and the digest in another.
+        """Work until ``stop`` is set: polls on a small thread pool, renders and the digest in another thread.
 
-        Two loops so that a long render (the front page reads every tag) never delays a due poll; each
-        takes its own claims, so they need no coordination beyond the leases. A third thread renews leases.
+        Polls: this thread claims due sources (as many as there are free poll threads, at most
+        ``cluster.poll_batch`` per claim) and hands each to a poll thread, so a slow feed never holds up
+        the others; when nothing is due it sleeps until the next slot of any source (at most one tick),
+        so a poll starts at its slot rather than up to a tick later. Renders run in their own loop so that
+        a long render (the front page reads every tag) never delays a due poll; each loop takes its own
+        claims, so they need no coordination beyond the leases. One more thread renews held leases.
         """
         if stop is not None:
             self._stop = stop
         stop = self._stop
+        if any(s.type != "archive" for s in self.settings.sources):
+            from . import poll  # noqa: F401  (requests, feedparser, bs4: imported once, not by the first poll)
         self.register()
         threads = [
             threading.Thread(target=self._renew_loop, args=(stop,), name="lease-renewer", daemon=True),
@@ -150,15 +174,64 @@ class Worker:
         ]
         for t in threads:
             t.start()
-        log.info("worker %s: polling %d sources, lease %s", self.holder, len(self.settings.sources),
-                 self.settings.cluster.lease)
+        log.info("worker %s: polling %d sources, %d at once, lease %s", self.holder, len(self.settings.sources),
+                 self.poll_threads, self.settings.cluster.lease)
+        pool = ThreadPoolExecutor(max_workers=self.poll_threads, thread_name_prefix="poll")
         try:
-            self._loop(stop, self.tick_polls)
+            self._poll_loop(stop, pool)
         finally:
             stop.set()
+            pool.shutdown(wait=True)  # each poll in flight finishes or gives its lease back
             for t in threads:
                 t.join(timeout=30)
             self._release_all()
+
+    def _poll_loop(self, stop: threading.Event, pool: ThreadPoolExecutor) -> None:
+        batch = self.settings.cluster.poll_batch
+        while not stop.is_set():
+            self._poll_done.clear()
+            with self._in_flight_lock:
+                free = self.poll_threads - self._in_flight
+            asked = min(free, batch)
+            claimed = []
+            wait = self.tick_seconds
+            try:
+                if asked > 0:
+                    claimed = self.leases.claim(POLL, limit=asked)
+                    with self._in_flight_lock:
+                        self._in_flight += len(claimed)
+                    for lease in claimed:
+                        pool.submit(self._poll_job, lease)
+                    if len(claimed) == asked:
+                        continue  # there may be more due right now
+                    nxt = self.leases.next_due_in(POLL)
+                    if nxt is not None:
+                        wait = min(wait, max(nxt + WAKE_SLACK, MIN_WAIT))
+            except SyndicatorError as exc:  # the database went away: try again next tick
+                log.error("worker %s: %s", self.holder, exc)
+                wait = self.tick_seconds
+            # sleep until the next slot, or until a poll thread frees up (all busy), at most one tick
+            self._poll_done.wait(wait)
+            if stop.is_set():
+                break
+
+    def _poll_job(self, lease: Lease) -> None:
+        """One claimed poll on a poll thread; never raises (a failure gives the lease back)."""
+        try:
+            if self._stop.is_set():
+                self.leases.release(lease)
+                return
+            self._poll(lease, TickReport())
+        except Exception as exc:
+            log.exception("%s: poll failed: %s", lease.key, exc)
+            try:
+                self.leases.release(lease, self.leases.now() + timedelta(seconds=self.tick_seconds))
+            except SyndicatorError:
+                pass  # the lease runs out; another worker redoes the slot
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+            self._poll_done.set()
 
     def _loop(self, stop: threading.Event, step: Callable[[threading.Event | None], TickReport]) -> None:
         while not stop.is_set():
@@ -214,10 +287,14 @@ class Worker:
         with source_context(src.name):
             if lease.attempts > 1:
                 report.takeovers += 1
+                if self.metrics is not None:
+                    self.metrics.takeover(POLL)
                 log.warning("%s: taking over from %s (its lease ran out); polling again", src.name,
                             lease.previous_holder)
-            log.info("%s: poll slot=%s holder=%s attempt=%d", src.name, lease.due_at.isoformat(), self.holder,
-                     lease.attempts)
+            claimed_at = lease.expires_at - self.leases.ttl  # the database's time of the claim
+            late = (claimed_at - lease.due_at).total_seconds()
+            log.info("%s: poll slot=%s holder=%s attempt=%d late=%.3fs", src.name, lease.due_at.isoformat(),
+                     self.holder, lease.attempts, late)
             started = monotonic()
             try:
                 with self._holding(lease):
@@ -229,9 +306,11 @@ class Worker:
             report.polls += 1
             report.errors.extend(e for s in sync_report.sources for e in s.errors)
             # the database's time, without asking it again: claim time (expiry − lease length) + time spent
-            now = lease.expires_at - self.leases.ttl + timedelta(seconds=monotonic() - started)
+            took = monotonic() - started
+            now = claimed_at + timedelta(seconds=took)
             failures, _ = self.repo.schedule_state(src.name)
             sr = sync_report.sources[0] if sync_report.sources else None
+            skipped = 0
             if failures:  # back off like the single-process service; the grid restarts after recovery
                 nxt = next_due(src, failures, now, Timing.from_settings(self.settings), self._rng)
                 log.warning("%s: failed %d time(s) in a row; retrying at %s", src.name, failures,
@@ -250,11 +329,21 @@ class Worker:
                 if failures or lengthened:
                     nxt = sr.next_due
             self.repo.set_next_due(src.name, nxt)  # what `syndicator status` shows
-            if not self.leases.complete(lease, nxt):
+            lost = not self.leases.complete(lease, nxt)
+            if lost:
                 report.lost += 1
                 log.warning("%s: lease lost during the poll (another worker took it over)", src.name)
+            if self.metrics is not None:
+                from .scheduler import PollResult
+
+                self.metrics.poll(PollResult(src.name, sr or SourceReport(src.name), bool(failures), took, nxt),
+                                  late=late, skipped=skipped, lost=lost)
 
     def _render(self, leases: list[Lease], report: TickReport) -> None:
+        started = monotonic()
+        if self.metrics is not None:
+            for _ in (x for x in leases if x.attempts > 1):
+                self.metrics.takeover(RENDER)
         with self._holding(*leases):
             try:
                 written = publish_keys(self.settings, self.repo, [x.key for x in leases])
@@ -265,9 +354,13 @@ class Worker:
                     self.leases.release(lease, self.leases.now() + timedelta(seconds=self.tick_seconds * 5))
                 return
         report.renders += len(leases)
+        lost = 0
         for lease in leases:
             if not self.leases.complete(lease, None, drop=True):
-                report.lost += 1
+                lost += 1
+        report.lost += lost
+        if self.metrics is not None:
+            self.metrics.render(len(leases), written, monotonic() - started, lost)
         log.info("render: %d outputs claimed, %d files changed", len(leases), written)
 
     def _maybe_digest(self, report: TickReport) -> None:
@@ -288,6 +381,8 @@ class Worker:
             with self._holding(lease):
                 self.digest(day)
             report.digests += 1
+            if self.metrics is not None:
+                self.metrics.digests.inc()
             self.leases.request(RENDER, [SITE])  # the front page lists the latest digests
             if not self.leases.complete(lease, None):
                 report.lost += 1

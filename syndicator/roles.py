@@ -47,35 +47,75 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_worker(settings: Settings, stop: threading.Event, **worker_options: Any) -> None:
-    """Poll and render by claims until ``stop`` is set."""
+def run_worker(settings: Settings, stop: threading.Event, *, metrics_host: str | None = None,
+               metrics_port: int | None = None, **worker_options: Any) -> None:
+    """Poll and render by claims until ``stop`` is set.
+
+    The worker holds the service lock *shared* for its life: any number of workers at once, but never
+    beside a single-process `syndicator run` (which holds it exclusive), whichever starts first.
+    With ``metrics_port`` (or ``cluster.metrics_port``) it serves ``/metrics`` and ``/healthz`` there.
+    """
     from .coordination import Worker
     from .storage.engine import open_database
     from .storage.repo import Repository
 
     check_role(settings, "worker")
     repo = Repository(open_database(settings.database.url))
-    _no_single_process_service(repo)
-    worker = Worker(settings, repo, **worker_options)
     try:
-        worker.run(stop)
+        with _worker_lock(repo):
+            worker = Worker(settings, repo, **worker_options)
+            server = None
+            try:
+                port = settings.cluster.metrics_port if metrics_port is None else metrics_port
+                if port is not None:
+                    server = _metrics_server(settings, worker, metrics_host or settings.server.host, port)
+                worker.run(stop)
+            finally:
+                if server is not None:
+                    server.trigger.pull_trigger(server.close)
+                worker.close()
     finally:
-        worker.close()
         repo.engine.dispose()
 
 
-def _no_single_process_service(repo: Any) -> None:
-    """Workers and a single-process `syndicator run` on one database would both poll: refuse to start."""
+def _worker_lock(repo: Any) -> Any:
+    """The service lock, shared: refused while a single-process `syndicator run` (role all) holds it."""
     from .errors import LockHeld
     from .storage import locks
 
     try:
-        locks.acquire(repo.engine, locks.RUN_LOCK).release()
+        return locks.acquire(repo.engine, locks.RUN_LOCK, shared=True)
     except LockHeld:
         raise LockHeld(
             "a single-process `syndicator run` (role all) is running on this database; stop it before "
             "starting workers (they would both poll)"
         ) from None
+
+
+def _metrics_server(settings: Settings, worker: Any, host: str, port: int) -> Any:
+    """``/metrics`` (Prometheus text) and ``/healthz`` of a worker, on a thread of its own."""
+    from .health import healthz_app
+    from .metrics import WorkerMetrics
+
+    metrics = WorkerMetrics(settings, worker.repo, worker.leases)
+    metrics.in_flight.set_function(lambda: float(worker.in_flight))
+    worker.metrics = metrics
+    routes = {"/metrics": metrics.wsgi_app(), "/healthz": healthz_app(settings, worker.repo, "worker")}
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        route = routes.get(environ.get("PATH_INFO", ""))
+        if route is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+            return [b"not found\n"]
+        return route(environ, start_response)
+
+    try:
+        server = create_app_server(app, host, port, threads=2)
+    except OSError as exc:
+        raise SyndicatorError(f"worker metrics: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    threading.Thread(target=server.run, name="metrics", daemon=True).start()
+    log.info("worker metrics at http://%s:%s/metrics", server.effective_host, server.effective_port)
+    return server
 
 
 def web_app(settings: Settings) -> StoredApp:
@@ -127,6 +167,6 @@ def run_role(settings: Settings, role: str, *, host: str | None = None, port: in
     if threading.current_thread() is threading.main_thread():
         stop_on_signals(stop)
     if role == "worker":
-        run_worker(settings, stop)
+        run_worker(settings, stop, metrics_host=host, metrics_port=port)
     else:
         run_web(settings, stop, host, port)

@@ -229,6 +229,27 @@ class Leases:
 
         return self._write(go, kind)
 
+    def next_due_in(self, kind: str) -> float | None:
+        """Seconds until the earliest free row of ``kind`` falls due (≤ 0: one is due now); None: none scheduled.
+
+        An idle worker sleeps this long instead of a whole tick, so a poll starts at its slot, not up to a
+        tick after it. Rows another worker holds are not counted (they come back when completed).
+        """
+        now = self._now_sql()
+        try:
+            with Session(self.engine) as s:
+                first, at = s.execute(
+                    select(func.min(m.Lease.due_at), now).where(
+                        m.Lease.kind == kind, m.Lease.due_at.is_not(None),
+                        or_(m.Lease.holder.is_(None), m.Lease.expires_at <= now),
+                    )
+                ).one()
+        except DBAPIError as exc:
+            raise StorageError(f"leases ({kind}): database error: {exc.orig}") from None
+        if first is None:
+            return None
+        return float((first - at).total_seconds())
+
     def renew(self, lease: Lease) -> Lease | None:
         """Push the expiry out by the lease length; None when the lease was lost (taken over)."""
 

@@ -54,32 +54,38 @@ def lock_path(engine: Engine, name: str) -> Path | None:
     return Path(f"{db}-{name}.lock")
 
 
-def _try_file(path: Path) -> int | None:
+def _try_file(path: Path, shared: bool = False) -> int | None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
     return fd
 
 
-def _try_pg(conn: Connection, name: str) -> bool:
+def _try_pg(conn: Connection, name: str, shared: bool = False) -> bool:
+    fn = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
     return bool(
         conn.execute(
-            text("SELECT pg_try_advisory_lock(:ns, hashtext(current_schema() || ':' || :name))"),
+            text(f"SELECT {fn}(:ns, hashtext(current_schema() || ':' || :name))"),
             {"ns": PG_NAMESPACE, "name": name},
         ).scalar()
     )
 
 
-def acquire(engine: Engine, name: str, *, wait: float = 0.0) -> Lock:
-    """Take lock ``name`` on this database, waiting up to ``wait`` seconds; raises LockHeld otherwise."""
+def acquire(engine: Engine, name: str, *, wait: float = 0.0, shared: bool = False) -> Lock:
+    """Take lock ``name`` on this database, waiting up to ``wait`` seconds; raises LockHeld otherwise.
+
+    ``shared``: any number of shared holders at once, but never together with an exclusive holder (scale-out
+    workers hold the ``run`` lock shared, a single-process `syndicator run` holds it exclusive).
+    """
     deadline = time.monotonic() + wait
+    unlock = "pg_advisory_unlock_shared" if shared else "pg_advisory_unlock"
     if engine.dialect.name == "postgresql":
         conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            while not _try_pg(conn, name):
+            while not _try_pg(conn, name, shared):
                 if time.monotonic() >= deadline:
                     raise LockHeld(f"the {name} lock of this database is held by another process")
                 time.sleep(POLL_SECONDS)
@@ -90,7 +96,7 @@ def acquire(engine: Engine, name: str, *, wait: float = 0.0) -> Lock:
         def release_pg() -> None:
             try:
                 conn.execute(
-                    text("SELECT pg_advisory_unlock(:ns, hashtext(current_schema() || ':' || :name))"),
+                    text(f"SELECT {unlock}(:ns, hashtext(current_schema() || ':' || :name))"),
                     {"ns": PG_NAMESPACE, "name": name},
                 )
             finally:
@@ -102,7 +108,7 @@ def acquire(engine: Engine, name: str, *, wait: float = 0.0) -> Lock:
     if path is None:
         return Lock(name, None)  # in-memory SQLite: one process only
     path.parent.mkdir(parents=True, exist_ok=True)
-    while (fd := _try_file(path)) is None:
+    while (fd := _try_file(path, shared)) is None:
         if time.monotonic() >= deadline:
             raise LockHeld(f"{path}: held by another process")
         time.sleep(POLL_SECONDS)
@@ -112,6 +118,21 @@ def acquire(engine: Engine, name: str, *, wait: float = 0.0) -> Lock:
         os.close(fd)
 
     return Lock(name, release_file)
+
+
+def shared_holders(engine: Engine, name: str) -> int:
+    """How many sessions hold lock ``name`` shared right now (PostgreSQL; 0 elsewhere): running workers."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.connect() as conn:
+        n = conn.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND granted "
+                 "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                 "AND classid = :ns AND objid = hashtext(current_schema() || ':' || :name)::oid"),
+            {"ns": PG_NAMESPACE, "name": name},
+        ).scalar()
+        conn.rollback()
+    return int(n or 0)
 
 
 def is_held(engine: Engine, name: str) -> bool:

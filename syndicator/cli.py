@@ -138,7 +138,17 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
 
 
 def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
-    from .sync import sync as run_sync
+    from .coordination import sync_by_claims, uses_claims
+    from .sync import sync as plain_sync
+
+    run_sync: Callable[..., Any] = plain_sync
+    if uses_claims(repo):  # scale-out workers share this database: poll and render by their claims
+        click.echo("sync: workers share this database: each source is polled, and each output rendered, "
+                   "under its lease (as a worker does)", err=True)
+        wait = settings.schedule.seconds("lock_wait")
+
+        def run_sync(settings: Any, repo: Any, **kwargs: Any) -> tuple[Any, None]:
+            return sync_by_claims(settings, repo, wait=wait, **kwargs), None
 
     if sys.stderr.isatty() and not no_progress:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -337,19 +347,22 @@ def status(obj: Ctx, as_json: bool) -> None:
     """Show whether the service runs and each source's state, last success, last error, next poll, articles."""
     from .health import sources_table
     from .scheduler import SERVICE_ROLE
-    from .storage.locks import RUN_LOCK, is_held
+    from .storage.locks import RUN_LOCK, is_held, shared_holders
 
     settings, repo = obj.settings, obj.repo
     rows = sources_table(settings, repo)
     info = repo.service_info(SERVICE_ROLE)
-    running = is_held(repo.engine, RUN_LOCK)
+    workers = shared_holders(repo.engine, RUN_LOCK)  # scale-out workers hold the run lock shared
+    running = not workers and is_held(repo.engine, RUN_LOCK)
     if as_json:
-        service = {"running": running, "holder": info.holder if info else None,
+        service = {"running": running, "workers": workers, "holder": info.holder if info else None,
                    "started_at": info.started_at.isoformat(timespec="seconds") if info else None,
                    "last_tick_at": info.last_tick_at.isoformat(timespec="seconds") if info and info.last_tick_at else None}
         click.echo(json.dumps({"service": service, "sources": rows}, ensure_ascii=False))
         return
-    if running and info is not None:
+    if workers:
+        click.echo(f"service: {workers} scale-out worker(s) running (`run --role worker`)")
+    elif running and info is not None:
         tick = f", last tick {info.last_tick_at:%Y-%m-%d %H:%M:%S}" if info.last_tick_at else ""
         click.echo(f"service: running ({info.holder}, since {info.started_at:%Y-%m-%d %H:%M:%S}{tick} UTC)")
     elif running:

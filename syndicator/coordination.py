@@ -26,6 +26,7 @@ import os
 import random
 import socket
 import threading
+import time as time_mod
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,12 +38,13 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from .config import Settings
-from .errors import ConfigError, Interrupted, SyndicatorError
+from .errors import ConfigError, Interrupted, LockHeld, SyndicatorError
 from .logs import source_context
 from .publish import SITE, attach_output_store, publish_keys, render_keys
+from .storage import locks
 from .storage.leases import DIGEST, POLL, RENDER, Lease, Leases
 from .storage.repo import BatchResult, Repository
-from .types import SourceReport
+from .types import SourceReport, SyncReport
 
 if TYPE_CHECKING:
     from .metrics import WorkerMetrics
@@ -77,6 +79,7 @@ class TickReport:
     digests: int = 0
     takeovers: int = 0
     lost: int = 0
+    files: int = 0  # output files whose bytes changed
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -274,6 +277,31 @@ class Worker:
             self._maybe_digest(report)
         return report
 
+    def sync_source(self, name: str, *, full: bool = False, progress: Callable[[str, int], None] | None = None,
+                    wait: float = 600.0) -> SyncReport:
+        """Poll one source now under its poll lease, whatever its slot (see ``sync_by_claims``)."""
+        from .sync import sync
+
+        self.leases.ensure(POLL, [name], self.leases.now())  # a source new in the config gets its row
+        deadline = monotonic() + wait
+        while not (got := self.leases.claim(POLL, keys=[name])):
+            if monotonic() >= deadline:
+                raise LockHeld(f"{name}: a worker held its poll lease for more than {wait:.0f}s; try again later")
+            time_mod.sleep(0.05)  # a worker is polling it right now: its poll ends in moments
+        lease = got[0]
+        log.info("%s: polled by claim (holder=%s); the workers' slot stays %s", name, self.holder,
+                 lease.due_at.isoformat())
+        try:
+            with self._holding(lease):
+                sync_report, _ = sync(self.settings, self.repo, names=[name], full=full, render=False,
+                                      progress=progress)
+        except BaseException:
+            self.leases.release(lease)
+            raise
+        if not self.leases.complete(lease, lease.due_at):  # an extra poll: the schedule is unchanged
+            log.warning("%s: lease lost during the poll (another worker took it over)", name)
+        return sync_report
+
     # -- work -----------------------------------------------------------------------------------
     def _poll(self, lease: Lease, report: TickReport) -> None:
         from .scheduler import Timing, next_due  # the service's backoff, shared (imports APScheduler)
@@ -354,6 +382,7 @@ class Worker:
                     self.leases.release(lease, self.leases.now() + timedelta(seconds=self.tick_seconds * 5))
                 return
         report.renders += len(leases)
+        report.files += written
         lost = 0
         for lease in leases:
             if not self.leases.complete(lease, None, drop=True):
@@ -437,3 +466,55 @@ class Worker:
                 self.leases.release(lease)
             except SyndicatorError:
                 pass
+
+
+# -- a shell `syndicator sync` beside running workers ----------------------------------------------------------
+
+def uses_claims(repo: Repository) -> bool:
+    """Whether a shell `sync` must take the workers' claims: PostgreSQL where workers run or have run.
+
+    Workers hold the service lock shared while they run; the poll rows they made stay after they stop (a
+    worker may start again at any moment, and a sync that polled by claims keeps their schedule right).
+    """
+    if repo.engine.dialect.name != "postgresql":
+        return False
+    if locks.shared_holders(repo.engine, locks.RUN_LOCK):
+        return True
+    return Leases(repo.engine, "probe").count(POLL) > 0
+
+
+def sync_by_claims(
+    settings: Settings, repo: Repository, *, names: tuple[str, ...] | list[str] = (), full: bool = False,
+    progress: Callable[[str, int], None] | None = None, wait: float = 600.0,
+) -> SyncReport:
+    """`syndicator sync` on a database that workers share: the same claims as a worker, nothing done twice.
+
+    Each source is polled while holding its poll lease (a worker polling it right now is waited for, at most
+    ``wait`` seconds; while the shell holds it no worker polls it). The shell's poll is an extra one: the
+    lease is completed with its slot unchanged, so the workers' schedule stays as it was. The batches
+    request their renders in their own transactions, like a worker's; the shell then renders the requested
+    outputs it can claim, and those a worker is rendering at that moment are left to it (they stay due).
+    """
+    worker = Worker(settings, repo, holder=f"{default_holder()}:sync")
+    worker.digest = None  # the daily digest is the workers' (and `syndicator digest`'s) job
+    stop = threading.Event()
+    renewer = threading.Thread(target=worker._renew_loop, args=(stop,), name="lease-renewer", daemon=True)
+    renewer.start()
+    started = monotonic()
+    report = SyncReport()
+    try:
+        chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
+        for src in chosen:
+            report.sources.extend(worker.sync_source(src.name, full=full, progress=progress, wait=wait).sources)
+        while True:  # the renders the batches asked for, by claim (a worker may take some of them)
+            rendered = worker.tick_renders()
+            report.feeds_written += rendered.files
+            if not rendered.renders:
+                break
+    finally:
+        stop.set()
+        renewer.join(timeout=5)
+        worker._release_all()
+        worker.close()
+    report.seconds = monotonic() - started
+    return report

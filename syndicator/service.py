@@ -35,6 +35,14 @@ def _take_service_lock(repo: Repository) -> locks.Lock:
     try:
         return locks.acquire(repo.engine, RUN_LOCK)
     except LockHeld:
+        workers = locks.shared_holders(repo.engine, RUN_LOCK)
+        if workers:  # scale-out workers claim polls by lease; a scheduler beside them would poll again
+            where = repo.engine.url.render_as_string(hide_password=True)
+            raise LockHeld(
+                f"{workers} scale-out worker(s) (`run --role worker`) are using {where}; a single-process "
+                "`syndicator run` would poll their sources a second time: stop the workers first, or start "
+                "this one as `run --role worker` (and `--role web` to serve)"
+            ) from None
         info = repo.service_info(SERVICE_ROLE)
         who = ""
         if info is not None and info.stopped_at is None:

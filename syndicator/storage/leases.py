@@ -187,20 +187,24 @@ class Leases:
             return func.timezone("UTC", func.now() + self.ttl, type_=m.UTCDateTime())
         return literal(clock.now() + self.ttl, m.UTCDateTime())
 
-    def claim(self, kind: str, limit: int = 1) -> list[Lease]:
+    def claim(self, kind: str, limit: int = 1, *, keys: Iterable[str] | None = None) -> list[Lease]:
         """Claim up to ``limit`` due, free rows of ``kind`` (oldest due first); [] when there are none.
 
+        With ``keys``: those rows if they are free, due or not (a shell `sync` of named sources).
         One statement: ``UPDATE leases … FROM (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) … RETURNING``.
         """
+        wanted = None if keys is None else sorted(set(keys))
 
         def go(s: Session) -> list[Lease]:
             now = self._now_sql()
+            which = (
+                [m.Lease.due_at.is_not(None), m.Lease.due_at <= now] if wanted is None else [m.Lease.key.in_(wanted)]
+            )
             free = (
                 select(m.Lease.kind, m.Lease.key, m.Lease.holder.label("previous"))
                 .where(
                     m.Lease.kind == kind,
-                    m.Lease.due_at.is_not(None),
-                    m.Lease.due_at <= now,
+                    *which,
                     or_(m.Lease.holder.is_(None), m.Lease.expires_at <= now),
                 )
                 .order_by(m.Lease.due_at, m.Lease.key)
@@ -329,6 +333,11 @@ class Leases:
                          r.done_by)
                 for r in s.scalars(q)
             ]
+
+    def count(self, kind: str) -> int:
+        """How many rows of ``kind`` exist (due or not)."""
+        with Session(self.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(m.Lease).where(m.Lease.kind == kind)) or 0)
 
     def due_count(self, kind: str) -> int:
         """How many rows of ``kind`` are due now (held or not): the backlog a status page shows."""

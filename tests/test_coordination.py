@@ -253,3 +253,58 @@ def test_worker_refuses_beside_a_single_process_service(tmp_path: Path, pg_url: 
             run_worker(settings, threading.Event())
     engine.dispose()
     detach_store(settings.output.dir)
+
+
+def test_shell_sync_takes_the_workers_claims(tmp_path: Path, pg_url: str) -> None:
+    """A `syndicator sync` beside workers waits for a source a worker is polling, and leaves it the renders it
+    holds: nothing polled twice at once, nothing rendered by two processes."""
+    import threading
+
+    from syndicator.coordination import sync_by_claims, uses_claims
+    from syndicator.storage import locks
+
+    settings = load(tmp_path, pg_url, make_sources(tmp_path, 2, 2), digest={"enabled": False})
+    repo = Repository(open_database(pg_url))
+    shell_repo = Repository(open_database(pg_url))
+    w = Worker(settings, repo, holder="w:1")
+    try:
+        assert not uses_claims(shell_repo)  # no worker ever ran here: a plain sync
+        with locks.acquire(repo.engine, locks.RUN_LOCK, shared=True):  # what a running worker holds
+            assert uses_claims(shell_repo)
+        w.register()
+        assert uses_claims(shell_repo)  # workers ran here (their poll rows): claims even while none runs
+        w.leases.request(RENDER, ["feed:all"])
+        [render_all] = w.leases.claim(RENDER, keys=["feed:all"])  # the worker is rendering all.atom …
+        [polling] = w.leases.claim(POLL, keys=["src00"])  # … and polling src00
+        slot = polling.due_at
+        result: dict[str, object] = {}
+        shell = threading.Thread(target=lambda: result.update(report=sync_by_claims(settings, shell_repo, wait=60)))
+        shell.start()
+        shell.join(timeout=1.5)
+        assert shell.is_alive(), "the shell sync polled a source a worker was polling"
+        assert shell_repo.article_keys("src00") == set()
+        w._poll(polling, TickReport())  # the worker's poll ends; the shell polls src00 after it
+        shell.join(timeout=120)
+        assert not shell.is_alive()
+        report = result["report"]
+        assert [s.name for s in report.sources] == ["src00", "src01"]  # type: ignore[attr-defined]
+        assert len(shell_repo.article_keys("src00")) == 2 and len(shell_repo.article_keys("src01")) == 2
+        rows = {r.key: r for r in w.leases.rows(POLL)}
+        assert all(r.holder is None for r in rows.values())
+        assert rows["src01"].done_by and rows["src01"].done_by.endswith(":sync")
+        assert rows["src00"].due_at is not None and rows["src00"].due_at > slot  # the worker's next slot, kept
+        # the shell rendered what it could claim; all.atom is still the worker's (asked again: due once more)
+        renders = {r.key: r for r in w.leases.rows(RENDER)}
+        assert renders["feed:all"].holder == "w:1" and renders["feed:all"].due_at is not None
+        assert [k for k, r in renders.items() if r.due_at is not None] == ["feed:all"]
+        store = DbOutputStore(repo.engine)
+        assert store.get("all.atom") is None  # nobody but its holder writes all.atom
+        assert w.leases.complete(render_all, None)  # the worker's render ends: the request made meanwhile stays
+        assert w.tick_renders().renders == 1
+        assert store.get("all.atom") is not None
+        assert not [r for r in w.leases.rows(RENDER) if r.due_at is not None]
+    finally:
+        w.close()
+        detach_store(settings.output.dir)
+        repo.engine.dispose()
+        shell_repo.engine.dispose()

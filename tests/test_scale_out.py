@@ -206,8 +206,12 @@ def assert_consistent(pg_url: str) -> None:
 class Desks:
     """The partner feeds: one RSS document per desk on a real local server (ETag, 304), growing on demand."""
 
-    def __init__(self, web: Web, count: int) -> None:
+    def __init__(self, web: Web, count: int, delay: float = 0.0) -> None:
         self.web = web
+        self.delay = delay  # seconds each answer takes: overlapping polls of one desk would show
+        self.active = dict.fromkeys(range(count), 0)
+        self.most_at_once = dict.fromkeys(range(count), 0)
+        self.lock = threading.Lock()
         self.items: dict[int, list[tuple[str, str, str]]] = {i: [] for i in range(count)}
         for i in range(count):
             for n in range(2):
@@ -234,6 +238,17 @@ class Desks:
                 f"<link>https://news.example.cn/</link><description>d</description>{entries}</channel></rss>").encode()
 
     def reply(self, i: int, req: Request) -> Reply:
+        with self.lock:
+            self.active[i] += 1
+            self.most_at_once[i] = max(self.most_at_once[i], self.active[i])
+        try:
+            time.sleep(self.delay)
+            return self._reply(i, req)
+        finally:
+            with self.lock:
+                self.active[i] -= 1
+
+    def _reply(self, i: int, req: Request) -> Reply:
         data = self.document(i)
         etag = f'"{etag_of(data)[1:17]}"'
         if req.headers.get("If-None-Match") == etag:
@@ -437,3 +452,55 @@ def test_killed_worker_is_taken_over_without_loss_or_duplicates(tmp_path: Path, 
     assert {r[:2] for r in stored} == {r[:2] for r in expected_rows}
     assert grouping(stored) == grouping(expected_rows)
     assert_consistent(pg_url)
+
+
+def test_shell_sync_beside_workers_polls_and_renders_by_their_claims(
+    tmp_path: Path, pg_url: str, feed_server: Web
+) -> None:
+    """`syndicator sync` from a shell while workers run: no desk polled by two processes at once, no article or
+    story twice, every render requested by its batches done once (by a worker or by the shell)."""
+    n_sources = 10
+    desks = Desks(feed_server, n_sources, delay=0.3)
+    sources = [
+        {"name": f"desk{i:02d}", "type": "feed", "url": feed_server.url(desks.path(i)), "timezone": "Asia/Shanghai",
+         "every": "2s"}
+        for i in range(n_sources)
+    ]
+    extra: dict[str, object] = {"allow_private_networks": True, "http": {"min_interval": "0s"},
+                                "digest": {"enabled": False}}
+    config = cluster_config(tmp_path, pg_url, sources, **extra)
+    open_database(pg_url).dispose()
+    workers = [Node(config, "worker") for _ in range(2)]
+    try:
+        ready = time.monotonic() + 120
+        while sum(len(w.polls()) for w in workers) < 2 * n_sources:
+            assert time.monotonic() < ready, "the workers never polled"
+            time.sleep(0.2)
+        for i in range(5):  # news on half the desks, and one story on two of them
+            desks.add(i, f"desk{i:02d}-late")
+        desks.add(5, "wire-shared")
+        desks.add(6, "wire-shared")
+        shell = subprocess.run([sys.executable, "-m", "syndicator", "--config", str(config), "sync", "--no-progress"],
+                               capture_output=True, text=True, timeout=300)
+        assert shell.returncode == 0, shell.stderr
+        assert "under its lease" in shell.stderr and "sources=10" in shell.stdout, shell.stdout + shell.stderr
+        time.sleep(4)  # the workers' next slots, and the renders left to them
+    finally:
+        codes = [w.stop() for w in workers]
+        for k, w in enumerate(workers):
+            w.save(tmp_path / f"worker-{k}.log")
+    assert codes == [0, 0], [w.lines[-3:] for w in workers]
+    assert all(n == 1 for n in desks.most_at_once.values()), desks.most_at_once
+    polls = [p for w in workers for p in w.polls()]
+    for name in {p[0] for p in polls}:
+        slots = [p[1] for p in polls if p[0] == name]
+        assert len(slots) == len(set(slots)), f"{name}: a slot polled twice"
+    stored = stored_articles(pg_url)
+    assert len(stored) == len(set(stored))
+    expected_rows = reference(tmp_path, sources, **extra)
+    assert len(expected_rows) == 2 * n_sources + 7
+    assert {r[:2] for r in stored} == {r[:2] for r in expected_rows}
+    assert grouping(stored) == grouping(expected_rows)
+    assert_consistent(pg_url)  # no lease held, no render left due
+    by_claim = [line for line in shell.stderr.splitlines() if "polled by claim" in line and ":sync" in line]
+    assert len(by_claim) == n_sources, shell.stderr  # every desk polled under its lease by the shell

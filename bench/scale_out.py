@@ -35,11 +35,11 @@ CORPUS = REPO.parent / "shared" / "corpus" / "posts"
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
-def settings_for(folder: Path, url: str, sources: list[dict[str, Any]]) -> config_mod.Settings:
+def settings_for(folder: Path, url: str, sources: list[dict[str, Any]], **extra: Any) -> config_mod.Settings:
     data = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     data.update({"database": {"url": url}, "output": {"dir": str(folder / "feeds")}, "sources": sources,
                  "allow_private_networks": True, "http": {"min_interval": "0s"},
-                 "cluster": {"poll_batch": 5}, "schedule": {"tick": "0.05s"}})
+                 "cluster": {"poll_batch": 5}, "schedule": {"tick": "0.05s"}, **extra})
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return config_mod.load(path)
@@ -63,6 +63,32 @@ def polls_per_second(worker: Worker, seconds: float) -> float:
     while time.perf_counter() - start < seconds:
         done += worker.tick_polls().polls
     return done / (time.perf_counter() - start)
+
+
+def run_loop_polls_per_second(settings: config_mod.Settings, url: str, seconds: float) -> float:
+    """Polls per second of one worker's real loop (``Worker.run``: poll threads, slot-aligned wake-ups)
+    over sources due faster than it can poll."""
+    w = Worker(settings, Repository(open_database(url)), holder="bench:run")
+    done: list[float] = []
+    poll = w._poll
+
+    def counted(lease: Any, report: Any) -> None:
+        poll(lease, report)
+        done.append(time.perf_counter())
+
+    w._poll = counted  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(3)  # warm: first polls, imports, connections
+    start, before = time.perf_counter(), len(done)
+    time.sleep(seconds)
+    rate = (len(done) - before) / (time.perf_counter() - start)
+    stop.set()
+    thread.join(timeout=60)
+    w.close()
+    w.repo.engine.dispose()
+    return rate
 
 
 class NotModified(BaseHTTPRequestHandler):
@@ -164,6 +190,15 @@ def main() -> None:
             print(f"polls per second, one worker, {name}: {rate:.1f}")
             w.close()
             w.repo.engine.dispose()
+
+        # the worker's real loop: poll threads over 200 feeds every second (more than one worker can poll)
+        many = [{"name": f"many{i:03d}", "type": "feed", "every": "1s",
+                 "url": f"http://127.0.0.1:{httpd.server_address[1]}/m{i}.xml"} for i in range(200)]
+        for threads in (1, 4):
+            s3 = settings_for(tmp, url, many, cluster={"poll_threads": threads, "poll_batch": threads},
+                              http={"min_interval": "0s", "max_connections": threads})
+            rate = run_loop_polls_per_second(s3, url, args.seconds)
+            print(f"polls per second, one worker's loop ({threads} poll thread(s)), feed 304: {rate:.1f}")
 
         # claims alone: claim + complete per second (the coordination overhead per unit of work)
         engine = open_database(url)

@@ -255,7 +255,7 @@ class ClusterSettings(_Durations):
     """
 
     lease: str = "30s"  # a claimed poll/render/digest is another worker's after this long without renewal
-    poll_batch: int = Field(default=4, ge=1, le=1000)  # sources one worker claims per round (≤ poll_threads)
+    poll_batch: int = Field(default=2, ge=1, le=1000)  # sources one worker claims per round (≤ free poll threads)
     poll_threads: int = Field(default=4, ge=1, le=64)  # polls one worker runs at once (HTTP waits overlap)
     render_batch: int = Field(default=500, ge=1, le=100000)  # outputs one worker claims per tick
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # worker /metrics (None: off; 0: any free)

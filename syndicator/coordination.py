@@ -7,7 +7,8 @@ when their leases run out.
 
 - **Polls**: one lease row per configured source; its ``due_at`` is the source's current slot. The worker
   that claims it syncs the source (``sync.sync``, one source, no render) and completes the lease with the
-  next slot (``due_at + every``, skipping slots that already passed). A redo after a takeover is harmless:
+  next slot (``due_at + every``; when the poll overran slots, the latest of them, at once — see
+  ``next_slot``). A redo after a takeover is harmless:
   articles are keyed by (source, key) and an unchanged item is recognised as such.
 - **Renders**: every stored batch requests, *in its own transaction*, the render keys it touched
   (``publish.render_keys``), so a crash after a commit cannot lose a re-render. One worker claims a key and
@@ -63,12 +64,18 @@ def default_holder() -> str:
 
 
 def next_slot(due_at: datetime, every: float, now: datetime) -> datetime:
-    """The first slot after ``now`` on the grid ``due_at + k·every`` (slots that already passed are skipped)."""
+    """The slot after ``due_at`` on the grid ``due_at + k·every``, as seen at ``now`` (the poll's end).
+
+    Normally ``due_at + every``, still ahead. When the poll ran past one or more slots (a big batch, a slow
+    server, a busy machine), those slots are coalesced, as APScheduler coalesces missed runs: the latest one
+    that has passed is returned — due at once, so it is still polled, late — and only the older ones are
+    skipped (the caller logs them).
+    """
     step = timedelta(seconds=every)
     nxt = due_at + step
     if nxt <= now:
-        missed = int((now - due_at) / step)
-        nxt = due_at + step * (missed + 1)
+        passed = int((now - due_at) / step)  # slots in (due_at, now]
+        nxt = due_at + step * passed
     return nxt
 
 

@@ -60,11 +60,14 @@ def polls_due_now(w: Worker) -> None:
                           "WHERE kind = 'poll'"))
 
 
-def test_next_slot_keeps_the_grid_and_skips_missed_slots() -> None:
+def test_next_slot_keeps_the_grid_and_coalesces_missed_slots() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     assert next_slot(t0, 2, t0 + timedelta(seconds=0.5)) == t0 + timedelta(seconds=2)
-    assert next_slot(t0, 2, t0 + timedelta(seconds=2)) == t0 + timedelta(seconds=4)  # due exactly now: next
-    assert next_slot(t0, 2, t0 + timedelta(seconds=7.1)) == t0 + timedelta(seconds=8)
+    # the poll ran past the next slot: that slot is still polled, at once (late)
+    assert next_slot(t0, 2, t0 + timedelta(seconds=2)) == t0 + timedelta(seconds=2)
+    assert next_slot(t0, 2, t0 + timedelta(seconds=3.9)) == t0 + timedelta(seconds=2)
+    # it ran past three: the latest is polled at once, the two before it are skipped
+    assert next_slot(t0, 2, t0 + timedelta(seconds=7.1)) == t0 + timedelta(seconds=6)
 
 
 def test_roles_are_refused_on_sqlite(tmp_path: Path, archive: Path) -> None:

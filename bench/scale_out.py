@@ -70,17 +70,22 @@ def run_loop_polls_per_second(settings: config_mod.Settings, url: str, seconds: 
     over sources due faster than it can poll."""
     w = Worker(settings, Repository(open_database(url)), holder="bench:run")
     done: list[float] = []
+    seen: set[str] = set()
     poll = w._poll
 
     def counted(lease: Any, report: Any) -> None:
         poll(lease, report)
         done.append(time.perf_counter())
+        seen.add(lease.key)
 
     w._poll = counted  # type: ignore[method-assign]
     stop = threading.Event()
     thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
     thread.start()
-    time.sleep(3)  # warm: first polls, imports, connections
+    warm = time.perf_counter() + 300  # warm: every source polled once (its first 200 stores an article)
+    while len(seen) < len(settings.sources) and time.perf_counter() < warm:
+        time.sleep(0.2)
+    time.sleep(1)
     start, before = time.perf_counter(), len(done)
     time.sleep(seconds)
     rate = (len(done) - before) / (time.perf_counter() - start)

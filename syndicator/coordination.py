@@ -305,6 +305,9 @@ class Worker:
         except BaseException:
             self.leases.release(lease)
             raise
+        failures, _ = self.repo.schedule_state(name)
+        if not failures:
+            self.repo.set_next_due(name, lease.due_at)  # `status` shows the workers' slot, not the shell's guess
         if not self.leases.complete(lease, lease.due_at):  # an extra poll: the schedule is unchanged
             log.warning("%s: lease lost during the poll (another worker took it over)", name)
         return sync_report

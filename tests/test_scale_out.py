@@ -344,13 +344,15 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str, f
     skips = [line for w in workers for line in w.lines
              if (m := SKIP_LINE.search(line)) and datetime.fromisoformat(m[3]) + step >= window_start]
     polled_in_window = expected_in_window = 0
+    missed = []
     for name, slots in per_source.items():
         assert len(slots) == len(set(slots)), f"{name}: a slot polled twice"
         assert min(slots) < window_start, f"{name}: first polled late"
         assert max(slots) >= stopped_at - 3 * step, f"{name}: not polled any more at the end"
         grid = sorted(t for t in slots if t >= window_start - step)
         gaps = sorted({round((b - a) / step, 3) for a, b in pairwise(grid)})
-        assert gaps == [1.0], f"{name}: slots not polled after the warm-up (gaps of {gaps} intervals)"
+        if gaps != [1.0]:
+            missed.append(f"{name}: slots not polled after the warm-up (gaps of {gaps} intervals)")
         polled_in_window += sum(1 for t in slots if window_start <= t <= stopped_at - step)
         first = min(t for t in grid if t >= window_start)
         expected_in_window += sum(1 for k in range(100) if first + k * step <= stopped_at - step)
@@ -359,6 +361,7 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str, f
           f"= {polled_in_window / expected_in_window:.1%}; skipped slots logged: {len(skips)}; "
           f"claim after the slot: median {late[len(late) // 2] * 1000:.0f} ms, "
           f"p99 {late[int(len(late) * 0.99)] * 1000:.0f} ms, max {late[-1] * 1000:.0f} ms")
+    assert not missed, missed
     assert not skips, skips[:5]
     assert polled_in_window == expected_in_window
     assert len({holder for _, _, holder, _ in polls}) == 3, "the work was not spread over the workers"

@@ -112,7 +112,7 @@ def test_worker_serves_metrics(tmp_path: Path, pg_url: str, settings_1s: object)
         assert sample(text_, "syndicator_worker_skipped_slots_total", source="src02") == 0
         assert sample(text_, "syndicator_worker_lease_takeovers_total", kind="poll") == 1
         assert sample(text_, "syndicator_worker_leases_lost_total", kind="poll") == 0
-        assert (sample(text_, "syndicator_worker_poll_lateness_seconds_count") or 0) >= 4
+        assert (sample(text_, "syndicator_worker_poll_lateness_seconds_count") or 0) >= 3  # src00 twice, src01
         assert sample(text_, "syndicator_worker_due", kind="poll") is not None
         assert sample(text_, "syndicator_worker_polls_in_flight") is not None
         assert (sample(text_, "syndicator_worker_renders_total") or 0) >= 0

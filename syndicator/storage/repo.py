@@ -23,6 +23,10 @@ from ..types import Tag as TagValue
 from . import schema as m
 
 log = logging.getLogger(__name__)
+# "the story is live", written as a function of the column: SQLite then drives a query by the index of its
+# ORDER BY or range (``published``, the tag's stories) instead of ``ix_stories_withdrawn``, which matches
+# nearly every row and made "the newest 50" sort the whole table (withdrawn is NOT NULL: same rows).
+_LIVE = func.coalesce(m.Story.withdrawn, False).is_(False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,13 +656,13 @@ class Repository:
     def feed_entries(self, tag_slug: str | None, limit: int, base_url: str) -> list[StoryEntry]:
         """The newest ``limit`` live stories (of one tag, or all), as feed entries."""
         with self._session() as s:
-            q = select(m.Story).where(m.Story.withdrawn.is_(False))
+            q = select(m.Story).where(_LIVE)
             if tag_slug is not None:
                 q = (
                     select(m.Story)
                     .join(m.StoryTag, m.StoryTag.story_id == m.Story.id)
                     .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
-                    .where(m.Tag.slug == tag_slug, m.Story.withdrawn.is_(False))
+                    .where(m.Tag.slug == tag_slug, _LIVE)
                 )
             stories = list(s.scalars(q.order_by(m.Story.published.desc(), m.Story.id).limit(limit)))
             return self._entries(s, stories, base_url)
@@ -745,7 +749,7 @@ class Repository:
 
     def all_story_ids(self) -> list[str]:
         with self._session() as s:
-            return list(s.scalars(select(m.Story.id).where(m.Story.withdrawn.is_(False)).order_by(m.Story.id)))
+            return list(s.scalars(select(m.Story.id).where(_LIVE).order_by(m.Story.id)))
 
     def entries_by_ids(self, story_ids: Sequence[str], base_url: str) -> list[StoryEntry]:
         with self._session() as s:
@@ -936,7 +940,7 @@ class Repository:
             stories = list(
                 s.scalars(
                     select(m.Story)
-                    .where(m.Story.withdrawn.is_(False), m.Story.published >= start, m.Story.published < end)
+                    .where(_LIVE, m.Story.published >= start, m.Story.published < end)
                     .order_by(m.Story.published.desc(), m.Story.id)
                 )
             )

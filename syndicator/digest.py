@@ -29,6 +29,7 @@ from .render.digest import (
     render_digest_feed,
     render_digest_html,
     render_digest_markdown,
+    zone,
 )
 from .render.feeds import EPOCH, as_utc
 from .render.site import DigestLink
@@ -75,9 +76,12 @@ def default_day(settings: Settings, now: datetime | None = None) -> date:
 
 
 def _day_stamps(settings: Settings, repo: Repository) -> dict[date, list[tuple[str, datetime]]]:
+    """Every live story's (id, change time), by local day; ``local_day`` with the zone looked up once (this
+    runs over every story after each sync that changed one)."""
     days: dict[date, list[tuple[str, datetime]]] = defaultdict(list)
+    tz = zone(settings.site.timezone)
     for sid, published, changed in repo.story_stamps():
-        days[local_day(published, settings.site.timezone)].append((sid, changed))
+        days[as_utc(published).astimezone(tz).date()].append((sid, changed))
     return days
 
 

@@ -955,14 +955,18 @@ class Repository:
             return self._entries(s, stories, base_url)
 
     def story_stamps(self) -> list[tuple[str, datetime, datetime]]:
-        """(story id, published, changed_at) of every live story: enough to tell which days changed."""
-        with self._session() as s:
-            return [
-                (sid, pub, changed)
-                for sid, pub, changed in s.execute(
-                    select(m.Story.id, m.Story.published, m.Story.changed_at).where(m.Story.withdrawn.is_(False))
-                )
-            ]
+        """(story id, published, changed_at) of every live story: enough to tell which days changed.
+
+        Every sync that changed something reads all of these (100,000 rows at that size): a Core query on a
+        plain connection, rows as tuples.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.Story.id, m.Story.published, m.Story.changed_at).where(m.Story.withdrawn.is_(False))
+            )
+            stamps = [(sid, pub, changed) for sid, pub, changed in rows]
+            conn.rollback()
+            return stamps
 
     def digest_records(self) -> dict[str, DigestState]:
         """Every recorded digest day (``YYYY-MM-DD``) with its fingerprint, date and e-mail state."""

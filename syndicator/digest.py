@@ -144,9 +144,12 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     latest = days[::-1][: settings.digest.feed_entries]
     feed_missing = not (out / f"{DIGEST_FEED}.atom").exists()
     if changed or gone or feed_missing:
-        recent = [loaded.get(d) or _load(settings, repo, site, d, prints[d]) for d in latest]
-        for fmt in ("atom", "rss"):
-            written += write_if_changed(out, f"{DIGEST_FEED}.{fmt}", render_digest_feed(site, recent, fmt))
+        # the feeds hold the latest days only: a change to an older day (an old post edited) leaves their bytes
+        # as they are, so the latest days are not loaded and rendered again for it
+        if feed_missing or gone or not set(changed).isdisjoint(latest):
+            recent = [loaded.get(d) or _load(settings, repo, site, d, prints[d]) for d in latest]
+            for fmt in ("atom", "rss"):
+                written += write_if_changed(out, f"{DIGEST_FEED}.{fmt}", render_digest_feed(site, recent, fmt))
         written += write_if_changed(out, ARCHIVE_PAGE,
                                     render_digest_archive(site, [(d, len(stamps[d])) for d in days]))
     links = [DigestLink(d.isoformat(), len(stamps[d])) for d in days[::-1][: settings.digest.index_entries]]

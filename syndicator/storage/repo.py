@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from .. import clock, dedup
 from ..errors import StorageError
@@ -711,7 +711,10 @@ class Repository:
         ids = [st.id for st in stories]
         members: dict[str, list[m.Article]] = {}
         for a in s.scalars(
-            select(m.Article).where(m.Article.story_id.in_(ids), m.Article.withdrawn_at.is_(None)).order_by(m.Article.published, m.Article.id)
+            select(m.Article)
+            # an entry never shows the plain text (the largest column): not read for every member of every story
+            .options(defer(m.Article.content_text))
+            .where(m.Article.story_id.in_(ids), m.Article.withdrawn_at.is_(None)).order_by(m.Article.published, m.Article.id)
         ):
             members.setdefault(a.story_id, []).append(a)
         tags: dict[str, list[TagValue]] = {}

@@ -88,7 +88,7 @@ def _day_stamps(settings: Settings, repo: Repository) -> dict[date, list[tuple[s
 def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: str) -> Digest:
     """A day's digest from the database; records its fingerprint (``updated`` moves only on change)."""
     start, end = day_bounds(day, settings.site.timezone)
-    entries = repo.stories_published_between(start, end, site.base_url)
+    entries = repo.stories_published_between(start, end, site.base_url, content=False)  # digests show no bodies
     newest = max((max(as_utc(e.updated), as_utc(e.published)) for e in entries), default=EPOCH)
     state = repo.save_digest(day.isoformat(), fp, len(entries), newest)
     return build_digest(day, entries, options(settings), state.updated)
@@ -165,7 +165,7 @@ def run_digest(settings: Settings, repo: Repository, day: date, email: bool) -> 
     written += write_front_page(settings, repo, latest)
     site = _site(settings)
     start, end = day_bounds(day, settings.site.timezone)
-    entries = repo.stories_published_between(start, end, site.base_url)
+    entries = repo.stories_published_between(start, end, site.base_url, content=False)
     if not entries:
         return DigestRun(day, 0, written, "no-stories" if email else "not-requested", None)
     if not email:

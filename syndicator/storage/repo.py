@@ -705,7 +705,8 @@ class Repository:
                     out[slug].append(by_id[sid])
             return out
 
-    def _entries(self, s: Session, stories: Sequence[m.Story], base_url: str) -> list[StoryEntry]:
+    def _entries(self, s: Session, stories: Sequence[m.Story], base_url: str, *,
+                 content: bool = True) -> list[StoryEntry]:
         if not stories:
             return []
         ids = [st.id for st in stories]
@@ -713,7 +714,7 @@ class Repository:
         for a in s.scalars(
             select(m.Article)
             # an entry never shows the plain text (the largest column): not read for every member of every story
-            .options(defer(m.Article.content_text))
+            .options(defer(m.Article.content_text), *(() if content else (defer(m.Article.content_html),)))
             .where(m.Article.story_id.in_(ids), m.Article.withdrawn_at.is_(None)).order_by(m.Article.published, m.Article.id)
         ):
             members.setdefault(a.story_id, []).append(a)
@@ -746,7 +747,8 @@ class Repository:
                 StoryEntry(
                     story_id=st.id, title=canon.title, link=canon.link or page, published=st.published,
                     updated=max(st.updated, st.published), author=canon.author, summary=canon.summary,
-                    content_html=canon.content_html, tags=tuple(tags.get(st.id, ())), channel=canon.channel,
+                    content_html=canon.content_html if content else "", tags=tuple(tags.get(st.id, ())),
+                    channel=canon.channel,
                     also_in=tuple(others),
                 )
             )
@@ -945,8 +947,12 @@ class Repository:
             return ServiceInfo(row.role, row.holder, row.started_at, row.heartbeat_at, row.last_tick_at, row.stopped_at)
 
     # -- daily digests ----------------------------------------------------------------------------
-    def stories_published_between(self, start: datetime, end: datetime, base_url: str) -> list[StoryEntry]:
-        """Live stories published in ``[start, end)`` (aware datetimes; a local day's bounds), as entries."""
+    def stories_published_between(self, start: datetime, end: datetime, base_url: str, *,
+                                  content: bool = True) -> list[StoryEntry]:
+        """Live stories published in ``[start, end)`` (aware datetimes; a local day's bounds), as entries.
+
+        ``content=False``: entries without their HTML body (``content_html`` is ""), for the digests, which
+        show titles, summaries and channels only: a day of thousands of stories loads much less."""
         with self._session() as s:
             stories = list(
                 s.scalars(
@@ -955,7 +961,7 @@ class Repository:
                     .order_by(m.Story.published.desc(), m.Story.id)
                 )
             )
-            return self._entries(s, stories, base_url)
+            return self._entries(s, stories, base_url, content=content)
 
     def story_stamps(self) -> list[tuple[str, datetime, datetime]]:
         """(story id, published, changed_at) of every live story: enough to tell which days changed.

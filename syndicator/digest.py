@@ -11,7 +11,7 @@ import logging
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from . import clock, mail
 from .config import Settings
@@ -81,7 +81,8 @@ def _day_stamps(settings: Settings, repo: Repository) -> dict[date, list[tuple[s
     days: dict[date, list[tuple[str, datetime]]] = defaultdict(list)
     tz = zone(settings.site.timezone)
     for sid, published, changed in repo.story_stamps():
-        days[as_utc(published).astimezone(tz).date()].append((sid, changed))
+        # = local_day(published): dropping the microseconds (as_utc) never moves a time across midnight
+        days[(published if published.tzinfo is UTC else as_utc(published)).astimezone(tz).date()].append((sid, changed))
     return days
 
 

@@ -114,17 +114,21 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     days = sorted(prints)
     neighbours = {d: (days[i - 1] if i else None, days[i + 1] if i + 1 < len(days) else None)
                   for i, d in enumerate(days)}
-    loaded: dict[date, Digest] = {}
+    latest = days[::-1][: settings.digest.feed_entries]
+    loaded: dict[date, Digest] = {}  # only the days the feeds may need are kept: memory stays flat on a full render
 
-    def write_page(day: date) -> int:
+    def write_page(day: date, md: bool = False) -> int:
         digest = loaded.get(day) or _load(settings, repo, site, day, prints[day])
-        loaded[day] = digest
+        if day in latest:
+            loaded[day] = digest
         prev, nxt = neighbours[day]
-        return write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+        n: int = write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+        if md:
+            n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest))
+        return n
 
     for day in changed:
-        written += write_page(day)
-        written += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, loaded[day]))
+        written += write_page(day, md=True)
     # the days next to a new or vanished day: their "previous/next day" links change
     touched = set(changed) | {date.fromisoformat(k) for k in gone}
     near: set[date] = set()
@@ -142,7 +146,6 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
                 log.info("removed %s (the day has no stories left)", page.name)
     if gone:
         repo.delete_digests(gone)
-    latest = days[::-1][: settings.digest.feed_entries]
     feed_missing = not (out / f"{DIGEST_FEED}.atom").exists()
     if changed or gone or feed_missing:
         # the feeds hold the latest days only: a change to an older day (an old post edited) leaves their bytes

@@ -10,10 +10,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from .. import clock, dedup
 from ..errors import StorageError
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 # ORDER BY or range (``published``, the tag's stories) instead of ``ix_stories_withdrawn``, which matches
 # nearly every row and made "the newest 50" sort the whole table (withdrawn is NOT NULL: same rows).
 _LIVE = func.coalesce(m.Story.withdrawn, False).is_(False)
+# the columns a feed entry is made of (Repository._entries)
+_STORY = (m.Story.id, m.Story.canonical_article_id, m.Story.published, m.Story.updated)
+_MEMBER = (m.Article.id, m.Article.story_id, m.Article.title, m.Article.link, m.Article.author, m.Article.summary,
+           m.Article.channel, m.Article.publisher, m.Article.source_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -664,15 +669,15 @@ class Repository:
     def feed_entries(self, tag_slug: str | None, limit: int, base_url: str) -> list[StoryEntry]:
         """The newest ``limit`` live stories (of one tag, or all), as feed entries."""
         with self._session() as s:
-            q = select(m.Story).where(_LIVE)
+            q = select(*_STORY).where(_LIVE)
             if tag_slug is not None:
                 q = (
-                    select(m.Story)
+                    select(*_STORY)
                     .join(m.StoryTag, m.StoryTag.story_id == m.Story.id)
                     .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
                     .where(m.Tag.slug == tag_slug, _LIVE)
                 )
-            stories = list(s.scalars(q.order_by(m.Story.published.desc(), m.Story.id).limit(limit)))
+            stories = s.execute(q.order_by(m.Story.published.desc(), m.Story.id).limit(limit)).all()
             return self._entries(s, stories, base_url)
 
     def feed_entries_many(self, slugs: Sequence[str], limit: int, base_url: str) -> dict[str, list[StoryEntry]]:
@@ -697,7 +702,7 @@ class Repository:
             ids = sorted({sid for _, sid in picked})
             by_id: dict[str, StoryEntry] = {}
             for start in range(0, len(ids), 500):
-                stories = list(s.scalars(select(m.Story).where(m.Story.id.in_(ids[start : start + 500]))))
+                stories = s.execute(select(*_STORY).where(m.Story.id.in_(ids[start : start + 500]))).all()
                 by_id.update((e.story_id, e) for e in self._entries(s, stories, base_url))
             out: dict[str, list[StoryEntry]] = {slug: [] for slug in slugs}
             for slug, sid in picked:
@@ -705,16 +710,18 @@ class Repository:
                     out[slug].append(by_id[sid])
             return out
 
-    def _entries(self, s: Session, stories: Sequence[m.Story], base_url: str, *,
+    def _entries(self, s: Session, stories: Sequence[Any], base_url: str, *,
                  content: bool = True) -> list[StoryEntry]:
+        """Feed entries of ``stories`` (rows of ``_STORY``), in their order.
+
+        Plain column rows, not ORM objects (a full render makes 100,000 of these); the members' plain text,
+        the largest column, is never read, nor their HTML unless ``content``."""
         if not stories:
             return []
         ids = [st.id for st in stories]
-        members: dict[str, list[m.Article]] = {}
-        for a in s.scalars(
-            select(m.Article)
-            # an entry never shows the plain text (the largest column): not read for every member of every story
-            .options(defer(m.Article.content_text), *(() if content else (defer(m.Article.content_html),)))
+        members: dict[str, list[Any]] = {}
+        for a in s.execute(
+            select(*_MEMBER, *((m.Article.content_html,) if content else ()))
             .where(m.Article.story_id.in_(ids), m.Article.withdrawn_at.is_(None)).order_by(m.Article.published, m.Article.id)
         ):
             members.setdefault(a.story_id, []).append(a)
@@ -766,7 +773,9 @@ class Repository:
 
     def entries_by_ids(self, story_ids: Sequence[str], base_url: str) -> list[StoryEntry]:
         with self._session() as s:
-            stories = list(s.scalars(select(m.Story).where(m.Story.id.in_(list(story_ids)), m.Story.withdrawn.is_(False))))
+            stories = s.execute(
+                select(*_STORY).where(m.Story.id.in_(list(story_ids)), m.Story.withdrawn.is_(False))
+            ).all()
             return self._entries(s, stories, base_url)
 
     def iter_articles(self, tag: str | None = None, limit: int | None = None) -> Iterator[dict[str, object]]:
@@ -954,13 +963,11 @@ class Repository:
         ``content=False``: entries without their HTML body (``content_html`` is ""), for the digests, which
         show titles, summaries and channels only: a day of thousands of stories loads much less."""
         with self._session() as s:
-            stories = list(
-                s.scalars(
-                    select(m.Story)
-                    .where(_LIVE, m.Story.published >= start, m.Story.published < end)
-                    .order_by(m.Story.published.desc(), m.Story.id)
-                )
-            )
+            stories = s.execute(
+                select(*_STORY)
+                .where(_LIVE, m.Story.published >= start, m.Story.published < end)
+                .order_by(m.Story.published.desc(), m.Story.id)
+            ).all()
             return self._entries(s, stories, base_url, content=content)
 
     def story_stamps(self) -> list[tuple[str, datetime, datetime]]:

@@ -192,6 +192,8 @@ def write_front_page(settings: Settings, repo: Repository, latest: list[DigestLi
 
 def attach_output_store(settings: Settings, repo: Repository) -> None:
     """With PostgreSQL every output is stored in the database too, so web nodes on any host can serve it."""
+    if repo.engine.dialect.name != "postgresql":  # = stores_outputs(), without importing PostgreSQL's dialect
+        return
     from .storage.outputs import DbOutputStore, stores_outputs
 
     if stores_outputs(repo.engine):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -145,10 +146,10 @@ def ensure_synced(ws: Workspace) -> None:
     if not (ws.run_dir / "syndicator.db").exists() or not (ws.out / "all.atom").exists():
         ws.reset_database()
         if ws.prefill == "bulk":
-            from .prefill import prefill
-
             print(f"  {ws.name}: filling the database with bulk_load …", file=sys.stderr, flush=True)
-            prefill(ws.config)
+            # in a process of its own: a child forked from a grown benchmark process would report the
+            # parent's size as its own peak (ru_maxrss survives the fork and exec)
+            subprocess.run([sys.executable, "-m", "bench.prefill", str(ws.config)], cwd=REPO, check=True)
         sync(ws)
 
 

@@ -61,3 +61,9 @@ def _store(repo: Repository, source: str, articles: list[Article], states: list[
     articles.clear()
     states.clear()
     return n
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(f"stored {prefill(Path(sys.argv[1]))} articles")

@@ -41,7 +41,10 @@ def prefill(config_path: Path) -> int:
     stored = 0
     articles: list[Article] = []
     states: list[dict[str, object]] = []
-    for fr, (article, error) in normalize_all(((fr, fr.item) for fr in files), settings.normalize, settings.tags):
+    # bulk_load makes each article's fingerprint itself: the workers need not
+    for fr, result in normalize_all(((fr, fr.item) for fr in files), settings.normalize, settings.tags,
+                                    fingerprints=False):
+        article, error = result[0], result[1]
         if article is not None:
             article, _ = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
             articles.append(article)

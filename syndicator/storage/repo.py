@@ -1248,9 +1248,11 @@ class _BatchCandidates:
         for key_chunk in _chunks(keys, 5000):
             # band keys are our own integers, written into the statement: binding 20,000 parameters per batch
             # costs SQLAlchemy more than the look-up itself
+            # (as plain SQL for the driver: a text() construct would keep every such statement in the
+            # engine's compiled-statement cache)
             listed = ",".join(str(int(k)) for k in key_chunk)
-            for key, aid, band_no in s.execute(
-                text(f"SELECT band_key, article_id, band_no FROM article_bands WHERE band_key IN ({listed})")
+            for key, aid, band_no in s.connection().exec_driver_sql(
+                f"SELECT band_key, article_id, band_no FROM article_bands WHERE band_key IN ({listed})"
             ):
                 self.db_bands.setdefault(key, []).append((aid, band_no))
         # the texts of the database articles that can be among an article's top candidates

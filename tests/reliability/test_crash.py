@@ -1,6 +1,8 @@
 """Crash safety, measured: a cold sync killed with SIGKILL at 20 random moments, each followed by a restart.
 
-The same test runs on SQLite and on a fresh schema of the real PostgreSQL. After every kill the database is
+The same test runs on SQLite and on a fresh schema of the real PostgreSQL (a new one per round). The
+generated posts are spread over three archive sources that repeat each other's stories: every source's
+batches commit on their own, so kills also land between commits and stories span sources. After every kill the database is
 consistent (SQLite's ``PRAGMA integrity_check``; on both: every article has its story, member counts match the
 live members, one article and one source item per file, tags and versions in step, see
 ``databases.CONSISTENCY``) and every file a reader could fetch is complete (feeds parse with ``bozo == 0``,
@@ -37,6 +39,7 @@ from .state import check_outputs, entry_ids, files
 DEFAULT_POSTS = {"sqlite": 600, "postgres": 300}
 POSTS_ENV = os.environ.get("SYNDICATOR_CRASH_POSTS")
 KILLS = 20
+DESKS = 3  # archive sources: each one commits on its own, so kills land between commits even with few posts
 # a few thousand posts take minutes per uninterrupted sync: let the test's own deadline grow with them
 TIMEOUT = 900 + 2 * int(POSTS_ENV or 0)
 
@@ -60,12 +63,29 @@ def finish(config: Path) -> float:
     return time.monotonic() - began
 
 
-def fresh(folder: Path, archive: Path, new_database: NewDatabase) -> tuple[Path, Database]:
+def fresh(folder: Path, archive: Path, new_database: NewDatabase, desks: int = 1) -> tuple[Path, Database]:
+    """A new folder and database with a config for ``archive`` (``desks`` > 1: one source per subfolder)."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     db = new_database(folder)
-    return write_config(folder, archive, db_url=db.url), db
+    config = write_config(folder, archive, db_url=db.url)
+    if desks > 1:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        source = data["sources"][0]
+        data["sources"] = [{**source, "name": f"desk{n}", "path": str(archive / f"desk{n}")} for n in range(desks)]
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return config, db
+
+
+def write_desks(archive: Path, posts: int, desks: int) -> None:
+    """``posts`` generated posts in ``desks`` subfolders, in order (later desks repeat earlier desks' stories)."""
+    paths = write_posts(archive / "all", posts)
+    for n, path in enumerate(paths):
+        desk = archive / f"desk{n * desks // posts}"
+        desk.mkdir(exist_ok=True)
+        path.rename(desk / path.name)
+    (archive / "all").rmdir()
 
 
 def served(out: Path) -> dict[str, bytes]:
@@ -78,21 +98,23 @@ def served(out: Path) -> dict[str, bytes]:
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, new_database: NewDatabase) -> None:
     began = time.monotonic()
     archive = tmp_path / "archive"
-    ref_config, ref_db = fresh(tmp_path / "reference", archive, new_database)
+    ref_config, ref_db = fresh(tmp_path / "reference", archive, new_database, DESKS)
     posts = posts_for(ref_db.kind)
-    write_posts(archive, posts)
+    write_desks(archive, posts, DESKS)
     took = finish(ref_config)
     reference_db, reference_out = ref_db.state(), served(ref_config.parent / "feeds")
     assert len(reference_db["articles"]) == posts
+    assert max(r[4] for r in reference_db["stories"]) > 1  # stories spanning desks: member counts matter
     assert not ref_db.problems()
     reference_stored = ref_db.stored_outputs()
 
     rng = random.Random(int(os.environ.get("SYNDICATOR_CRASH_SEED", "20")))
     kills = rounds = 0
     moments: list[float] = []
+    stored: list[int] = []  # source items committed when each kill struck
     while kills < KILLS:
         rounds += 1
-        config, db = fresh(tmp_path / f"round{rounds}", archive, new_database)
+        config, db = fresh(tmp_path / f"round{rounds}", archive, new_database, DESKS)
         out = config.parent / "feeds"
         while kills < KILLS:
             # a moment within what is left of the work (the database part shrinks as batches commit)
@@ -106,6 +128,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, new_database: N
                 proc.wait()
                 kills += 1
                 moments.append(delay)
+                stored.append(db.committed())
                 problems = db.problems()
                 assert not problems, f"kill {kills} at {delay:.2f}s: {problems[:5]}"
                 problems = check_outputs(out)
@@ -124,12 +147,13 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, new_database: N
         assert got == reference_out, [k for k in got if got[k] != reference_out.get(k)][:5]
         leftovers = [k for k in files(out) if k.rsplit("/", 1)[-1].startswith(".")]
         assert not leftovers, leftovers
-        stored = db.stored_outputs()
-        if stored is not None:  # PostgreSQL keeps every output for web nodes: the same bytes as the files
-            assert stored == {k: etag_of(v) for k, v in got.items()}, sorted(set(stored) ^ set(got))[:5]
-            assert stored == reference_stored
+        outputs = db.stored_outputs()
+        if outputs is not None:  # PostgreSQL keeps every output for web nodes: the same bytes as the files
+            assert outputs == {k: etag_of(v) for k, v in got.items()}, sorted(set(outputs) ^ set(got))[:5]
+            assert outputs == reference_stored
     print(f"\n{db.kind}: {posts} posts, uninterrupted sync {took:.1f}s; {kills} kills in {rounds} rounds at "
-          f"{', '.join(f'{m:.1f}' for m in sorted(moments))} s; test {time.monotonic() - began:.0f}s")
+          f"{', '.join(f'{m:.1f}' for m in sorted(moments))} s; source items committed at the kills: "
+          f"{', '.join(map(str, stored))}; test {time.monotonic() - began:.0f}s")
 
 
 RUN_KILLS = int(os.environ.get("SYNDICATOR_RUN_KILLS", "6"))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import AsyncResult
 from typing import TYPE_CHECKING, TypeVar
 
+from .dedup import Fingerprint, fingerprint
 from .errors import ParseError
 from .normalize import normalize_item
 from .types import Article, RawItem
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
-MIN_ITEMS = 1000  # fewer changed items than this are normalized in-process (starting workers costs ~1 s)
+MIN_ITEMS = 200  # the first items are normalized in-process while the pool starts (that costs ~0.3 s)
 POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
-Result = tuple[Article | None, str | None]  # the article, or the ParseError's reason
+# the article and its near-duplicate fingerprint (computed here too: it costs as much as normalizing), or
+# the ParseError's reason
+Result = tuple[Article | None, str | None, Fingerprint | None]
 
-_rules: tuple[NormalizeSettings, TagSettings] | None = None
+_rules: tuple[NormalizeSettings, TagSettings, bool] | None = None
 
 
 def cpu_count() -> int:
@@ -42,16 +45,17 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings) -> Result:
+def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings, fingerprints: bool = True) -> Result:
     try:
-        return normalize_item(raw, rules, tags), None
+        article = normalize_item(raw, rules, tags)
     except ParseError as exc:
-        return None, exc.reason
+        return None, exc.reason, None
+    return article, None, fingerprint(article.content_text, article.title) if fingerprints else None
 
 
-def _init(rules: NormalizeSettings, tags: TagSettings) -> None:
+def _init(rules: NormalizeSettings, tags: TagSettings, fingerprints: bool) -> None:
     global _rules
-    _rules = (rules, tags)
+    _rules = (rules, tags, fingerprints)
     import syndicator.normalize  # noqa: F401  (now, while the main process is still reading files)
     # stopping is the main process's decision (the service's stop flag): a Ctrl-C sent to the whole
     # process group must not kill workers in the middle of a chunk and break the pool
@@ -65,9 +69,9 @@ def _work(chunk: list[RawItem]) -> list[Result]:
 
 def normalize_all(
     items: Iterable[tuple[T, RawItem]], rules: NormalizeSettings, tags: TagSettings, *, workers: int | None = None,
-    stop: Callable[[], bool] | None = None,
+    stop: Callable[[], bool] | None = None, fingerprints: bool = True,
 ) -> Iterator[tuple[T, Result]]:
-    """``(tag, raw)`` → ``(tag, (article | None, error | None))`` in input order.
+    """``(tag, raw)`` → ``(tag, (article | None, error | None, fingerprint | None))`` in input order.
 
     ``workers`` defaults to the number of cores; 1 (or a short input) normalizes in this process. ``stop``
     is polled while waiting for a worker: when it says so the iteration ends early and the workers are
@@ -78,7 +82,7 @@ def normalize_all(
     # the first MIN_ITEMS items are normalized here, read one by one (no read-ahead: a file that vanishes
     # meanwhile is reported as such); only a longer input gets the pool, for the rest
     for tag, raw in itertools.islice(it, MIN_ITEMS if n > 1 else None):
-        yield tag, normalize_one(raw, rules, tags)
+        yield tag, normalize_one(raw, rules, tags, fingerprints)
     rest = next(it, None)
     if rest is None:
         return
@@ -88,7 +92,7 @@ def normalize_all(
     # process keeps polling the stop flag (a preloading forkserver would block here for seconds)
     ctx.set_forkserver_preload([])
     # multiprocessing.Pool rather than ProcessPoolExecutor: it can terminate its workers (Python 3.11)
-    pool = ctx.Pool(n, initializer=_init, initargs=(rules, tags))
+    pool = ctx.Pool(n, initializer=_init, initargs=(rules, tags, fingerprints))
     pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
     finished = False
     try:

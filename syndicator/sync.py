@@ -74,17 +74,20 @@ def sync_archive(
             changes.add(r)
             batch.clear()
 
-    for fr, (article, error) in normalize_all(
-        ((fr, fr.item) for fr in files), settings.normalize, settings.tags, stop=stop
+    for fr, (article, error, fp) in normalize_all(
+        ((fr, fr.item) for fr in files), settings.normalize, settings.tags, stop=stop,
+        fingerprints=settings.dedup.enabled,
     ):
         if stop is not None and stop():
             raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1
         if article is not None:
-            article, notes = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
+            bounded, notes = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
             for note in notes:
                 log.warning("%s: %s", f"{src.name}/{fr.item.key}", note)
-            batch.append(ItemChange(fr.item.key, fr.state, article))
+            if (bounded.content_text, bounded.title) != (article.content_text, article.title):
+                fp = None  # cut to the limits: storage fingerprints what is stored
+            batch.append(ItemChange(fr.item.key, fr.state, bounded, fingerprint=fp))
         else:
             log.warning("%s: skipped: %s", f"{src.name}/{fr.item.key}", error)
             report.skipped += 1

@@ -29,7 +29,7 @@ def test_workers_match_in_process_results_in_order() -> None:
     pooled = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
     assert [i for i, _ in pooled] == list(range(len(items)))
     assert pooled == inline
-    assert sum(1 for _, (a, err) in pooled if a is None and err) == sum(1 for i, _ in items if i % 7 == 3)
+    assert sum(1 for _, (a, err, _fp) in pooled if a is None and err) == sum(1 for i, _ in items if i % 7 == 3)
 
 
 def test_short_input_stays_in_process() -> None:

@@ -93,10 +93,15 @@ def scan(
                     continue
                 # O_NONBLOCK: a file swapped for a FIFO after the stat must not hang us either
                 with open(os.open(full_path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-                    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    fst = os.fstat(fh.fileno())
+                    if not stat.S_ISREG(fst.st_mode):
                         report.errors.append((key, "not a regular file"))
                         continue
-                    data = fh.read(max_bytes + 1)
+                    # read(max_bytes + 1) would allocate 20 MB for every 8 KB post: ask for its size (+1 to
+                    # see it grow), and only read on up to the limit when it did grow
+                    data = fh.read(min(fst.st_size, max_bytes) + 1)
+                    if fst.st_size < len(data) <= max_bytes:
+                        data += fh.read(max_bytes + 1 - len(data))
                 if len(data) > max_bytes:
                     report.errors.append((key, f"file too large (more than {max_bytes} bytes)"))
                     continue

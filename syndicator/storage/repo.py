@@ -10,8 +10,9 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar, cast
 
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import Engine, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ from ..types import Tag as TagValue
 from . import schema as m
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class ItemChange:
     state: FileState
     article: ArticleValue | None = None
     error: str | None = None
+    fingerprint: dedup.Fingerprint | None = None  # the article's, when computed already (worker processes)
 
 
 @dataclass(slots=True)
@@ -239,17 +242,32 @@ class Repository:
                     )
                 } if changes else {}
                 self._prefetch(s, changes)
+                missing: set[str] = set(s.info["missing_articles"])
                 touched: set[str] = set()
+                fresh_items: list[dict[str, object]] = []
+                news: dict[str, ItemChange] = {}  # articles not stored yet, stored together below
                 for change in changes:
+                    st, aid = change.state, change.article.id if change.article is not None else None
                     item = items.get(change.key)
                     if item is None:
-                        item = m.SourceItem(source_id=src.id, key=change.key)
-                        s.add(item)
-                    item.size, item.mtime_ns, item.raw_hash = change.state.size, change.state.mtime_ns, change.state.raw_hash
-                    item.error = change.error
-                    if change.article is not None:
-                        item.article_id = change.article.id
+                        fresh_items.append({"source_id": src.id, "key": change.key, "size": st.size,
+                                            "mtime_ns": st.mtime_ns, "raw_hash": st.raw_hash, "article_id": aid,
+                                            "error": change.error})
+                    else:
+                        item.size, item.mtime_ns, item.raw_hash = st.size, st.mtime_ns, st.raw_hash
+                        item.error = change.error
+                        if aid is not None:
+                            item.article_id = aid
+                    if change.article is None:
+                        continue
+                    if change.article.id in missing:
+                        news.pop(change.article.id, None)  # the same article twice in a batch: the last one counts
+                        news[change.article.id] = change
+                    else:
                         self._apply_article(s, src.id, change.article, now, result, touched)
+                if fresh_items:
+                    s.execute(insert(m.SourceItem), fresh_items)
+                self._store_new(s, src.id, list(news.values()), now, result, touched)
                 for key in deleted:
                     self._withdraw(s, src.id, key, now, result, touched)
                 self._refresh_stories(s, sorted(touched), now, result)
@@ -339,6 +357,78 @@ class Repository:
             self._index(s, a.id, fp)
         self._set_tags(s, a.id, a.tags)
         touched.add(story_id)
+
+    def _store_new(
+        self, s: Session, source_id: int, changes: Sequence[ItemChange], now: datetime, result: BatchResult,
+        touched: set[str],
+    ) -> None:
+        """Store the batch's articles that have no stored row: the same decisions as ``_apply_article`` one
+        by one, with a few queries per batch instead of several per article.
+
+        Candidates in the database are looked up for the whole batch at once (by hash, by URL, by LSH band);
+        an article may also join one stored earlier in the same batch, which is matched in memory; then
+        every row goes in with one multi-row insert per table. A cold sync is mostly this function.
+        """
+        if not changes:
+            return
+        t = self.thresholds
+        name = self._source_name(s, source_id)
+        prepared: list[tuple[ArticleValue, str | None, dedup.Fingerprint | None]] = []
+        for c in changes:
+            a = c.article
+            assert a is not None
+            if a.source != name:  # the batch's source decides "same source", whatever a.source says
+                a = replace(a, source=name)
+            fp = (c.fingerprint or dedup.fingerprint(a.content_text, a.title)) if t.enabled else None
+            prepared.append((a, dedup.canonical_url(a.link), fp))
+        self._create_tags(s, [n for a, _, _ in prepared for n in a.tags if n])
+        found = _BatchCandidates(self, s, prepared)
+        absent: set[str] = s.info.get("absent_stories", set())
+        stories: list[dict[str, object]] = []
+        rows: list[dict[str, object]] = []
+        versions: list[dict[str, object]] = []
+        bands: list[dict[str, object]] = []
+        tags: list[dict[str, object]] = []
+        for a, curl, fp in prepared:
+            decision = dedup.decide(a, None, found.candidates(a, curl, fp), t, fp)
+            if isinstance(decision, dedup.DuplicateOf):
+                result.duplicates += 1
+                log.debug("%s: same story as %s (%s)", a.source_path or a.key, decision.article_id, decision.how)
+            else:
+                assert isinstance(decision, dedup.New)
+                result.new += 1
+                if decision.story_id in absent:
+                    absent.discard(decision.story_id)
+                    stories.append({"id": decision.story_id, "canonical_article_id": a.id, "published": a.published,
+                                    "updated": a.updated or a.published, "member_count": 1, "withdrawn": False,
+                                    "changed_at": now})
+            story_id = decision.story_id
+            found.add(a, curl, fp, story_id)
+            rows.append({
+                "id": a.id, "source_id": source_id, "key": a.key, "story_id": story_id, "title": a.title,
+                "original_title": a.original_title, "channel": a.channel, "published": a.published,
+                "updated": a.updated, "date_source": a.date_source, "author": a.author, "submitter": a.submitter,
+                "publisher": a.publisher, "summary": a.summary, "content_html": a.content_html,
+                "content_text": a.content_text, "link": a.link, "canonical_url": curl, "source_path": a.source_path,
+                "content_hash": a.content_hash, "version": len(a.earlier_versions) + 1, "first_seen": now,
+                "last_changed": now, "withdrawn_at": None,
+            })
+            versions.extend(
+                {"article_id": a.id, "version": i, "title": v.title, "published": v.published,
+                 "content_html": v.content_html, "content_text": v.content_text, "content_hash": v.content_hash,
+                 "recorded_at": now}
+                for i, v in enumerate(a.earlier_versions, start=1)
+            )
+            if fp is not None:
+                bands.extend({"article_id": a.id, "band_no": i, "band_key": k} for i, k in enumerate(fp.bands))
+            tags.extend({"article_id": a.id, "tag_id": tid}
+                        for tid in dict.fromkeys(self._tag_id(s, n) for n in dict.fromkeys(a.tags) if n))
+            touched.add(story_id)
+        conn = s.connection()  # Core inserts on the tables: the ORM's bulk path costs as much again per row
+        for model, values in ((m.Story, stories), (m.Article, rows), (m.ArticleVersion, versions),
+                              (m.ArticleBand, bands), (m.ArticleTag, tags)):
+            for start in range(0, len(values), 5000):
+                conn.execute(insert(_table(model)), values[start : start + 5000])
 
     def _candidates(
         self, s: Session, a: ArticleValue, curl: str | None, fp: dedup.Fingerprint | None
@@ -475,6 +565,38 @@ class Repository:
             s.add(m.ArticleTag(article_id=article_id, tag_id=tid))
         return wanted != have
 
+    def _create_tags(self, s: Session, names: Iterable[str]) -> None:
+        """Create the tags of ``names`` not known yet, with one insert (a cold sync meets hundreds of them).
+
+        Slugs get the same ``-2``, ``-3`` … suffixes ``_tag_id`` gives when two names slugify alike.
+        """
+        cache: dict[str, int] = s.info.setdefault("tag_ids", {})
+        fresh = [n for n in dict.fromkeys(names) if n not in cache]
+        if not fresh:
+            return
+        from ..normalize.tags import slugify  # pypinyin's tables take a second to load: only for new tags
+
+        known = {name: tid for name, tid in s.execute(select(m.Tag.name, m.Tag.id).where(m.Tag.name.in_(fresh)))}
+        cache.update(known)
+        fresh = [n for n in fresh if n not in known]
+        if not fresh:
+            return
+        taken = set(s.scalars(select(m.Tag.slug)))
+        rows = []
+        for name in fresh:
+            base = slugify(name) or "tag"
+            slug, n = base, 1
+            while slug in taken:
+                n += 1
+                slug = f"{base}-{n}"
+            taken.add(slug)
+            rows.append({"name": name, "slug": slug})
+        for start in range(0, len(rows), 500):
+            s.connection().execute(insert(_table(m.Tag)), rows[start : start + 500])
+        for start in range(0, len(fresh), 500):
+            chunk = fresh[start : start + 500]
+            cache.update({name: tid for name, tid in s.execute(select(m.Tag.name, m.Tag.id).where(m.Tag.name.in_(chunk)))})
+
     def _tag_id(self, s: Session, name: str) -> int:
         cache: dict[str, int] = s.info.setdefault("tag_ids", {})
         if name in cache:
@@ -539,9 +661,14 @@ class Repository:
         for start in range(0, len(story_ids), 500):
             chunk = list(story_ids[start : start + 500])
             stories = {st.id: st for st in s.scalars(select(m.Story).where(m.Story.id.in_(chunk)))}
-            members: dict[str, list[m.Article]] = {}
-            for a in s.scalars(select(m.Article).where(m.Article.story_id.in_(chunk), m.Article.withdrawn_at.is_(None))):
-                members.setdefault(a.story_id, []).append(a)
+            # the members' few columns, not ORM objects: loading every member's text cost more than the rest
+            members: dict[str, list[_Member]] = {}
+            for row in s.execute(
+                select(m.Article.id, m.Article.story_id, m.Article.published, m.Article.updated,
+                       func.length(m.Article.content_text))
+                .where(m.Article.story_id.in_(chunk), m.Article.withdrawn_at.is_(None))
+            ):
+                members.setdefault(row[1], []).append(_Member(row[0], row[2], row[3], int(row[4] or 0)))
             old: dict[str, set[int]] = {}
             for sid, tid in s.execute(select(m.StoryTag.story_id, m.StoryTag.tag_id).where(m.StoryTag.story_id.in_(chunk))):
                 old.setdefault(sid, set()).add(tid)
@@ -566,7 +693,7 @@ class Repository:
                     story.withdrawn = True
                     story.member_count = 0
                     continue
-                canonical = min(group, key=lambda a: (a.published, -len(a.content_text), a.id))
+                canonical = min(group, key=lambda a: (a.published, -a.text_length, a.id))
                 # as in _refresh_story: only the canonical member's real edits move `updated`, forward only
                 shown = canonical.updated or canonical.published
                 if story.canonical_article_id == canonical.id and story.updated is not None:
@@ -1042,3 +1169,137 @@ class DigestState:
 
 def _digest_state(r: m.DigestRecord) -> DigestState:
     return DigestState(r.day, r.fingerprint, r.stories, r.updated, r.email_status, r.email_sent_at)
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """What ``_refresh_stories`` needs of a story's live member."""
+
+    id: str
+    published: datetime
+    updated: datetime | None
+    text_length: int
+
+
+class _BatchCandidates:
+    """The candidates ``Repository._candidates`` would return for each new article of a batch, as if the
+    batch's articles were stored one by one: database rows fetched up front, earlier batch articles in memory.
+    """
+
+    CHUNK = 500  # values per IN (…): well below every database's parameter limit
+
+    def __init__(
+        self, repo: Repository, s: Session,
+        prepared: Sequence[tuple[ArticleValue, str | None, dedup.Fingerprint | None]],
+    ) -> None:
+        self.t = repo.thresholds
+        self.by_hash: dict[str, list[dedup.Candidate]] = {}
+        self.by_url: dict[str, list[dedup.Candidate]] = {}
+        self.bands: dict[int, list[tuple[str, int]]] = {}  # band key → (article id, band no)
+        self.stored: dict[str, dedup.Candidate] = {}  # database band candidates, with their text
+        cols = (m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
+                m.Article.title, m.Source.name)
+        live = select(*cols).join(m.Source, m.Source.id == m.Article.source_id).where(m.Article.withdrawn_at.is_(None))
+        hashes = sorted({a.content_hash for a, _, _ in prepared})
+        urls = sorted({u for _, u, _ in prepared if u})
+        seen: set[str] = set()
+        for column, values in ((m.Article.content_hash, hashes), (m.Article.canonical_url, urls)):
+            for chunk in _chunks(values, self.CHUNK):
+                for aid, sid, h, cu, title, src in s.execute(live.where(column.in_(chunk))):
+                    if aid in seen:
+                        continue
+                    seen.add(aid)
+                    self._remember(dedup.Candidate(aid, sid, h, cu, title=title, source=src))
+        self.db_bands: dict[int, list[tuple[str, int]]] = {}
+        keys = sorted({k for _, _, fp in prepared if self._banded(fp) for k in fp.bands})  # type: ignore[union-attr]
+        for key_chunk in _chunks(keys, 5000):
+            # band keys are our own integers, written into the statement: binding 20,000 parameters per batch
+            # costs SQLAlchemy more than the look-up itself
+            listed = ",".join(str(int(k)) for k in key_chunk)
+            for key, aid, band_no in s.execute(
+                text(f"SELECT band_key, article_id, band_no FROM article_bands WHERE band_key IN ({listed})")
+            ):
+                self.db_bands.setdefault(key, []).append((aid, band_no))
+        # the texts of the database articles that can be among an article's top candidates
+        wanted: set[str] = set()
+        for a, _, fp in prepared:
+            if self._banded(fp):
+                assert fp is not None
+                wanted.update(aid for aid, _ in self._ranked(self._count(fp, self.db_bands, a.id))[: self.t.max_candidates])
+        for chunk in _chunks(sorted(wanted), self.CHUNK):
+            for aid, sid, h, cu, text_, title, src in s.execute(
+                select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
+                       m.Article.content_text, m.Article.title, m.Source.name)
+                .join(m.Source, m.Source.id == m.Article.source_id)
+                .where(m.Article.id.in_(chunk), m.Article.withdrawn_at.is_(None))
+            ):
+                self.stored[aid] = dedup.Candidate(aid, sid, h, cu, text_, 0, title, src)
+
+    def _banded(self, fp: dedup.Fingerprint | None) -> bool:
+        return fp is not None and bool(fp.bands) and fp.size >= self.t.min_shingles
+
+    def _remember(self, c: dedup.Candidate) -> None:
+        """Index ``c`` for exact matches: without its text, as the exact query of ``_candidates`` returns it."""
+        c = replace(c, content_text="", band_matches=0)
+        self.by_hash.setdefault(c.content_hash, []).append(c)
+        if c.canonical_url:
+            self.by_url.setdefault(c.canonical_url, []).append(c)
+
+    @staticmethod
+    def _count(
+        fp: dedup.Fingerprint, index: dict[int, list[tuple[str, int]]], own: str
+    ) -> dict[str, tuple[int, int]]:
+        """article id → (band rows shared, highest band number shared), as the SQL ``GROUP BY`` counts."""
+        out: dict[str, tuple[int, int]] = {}
+        for key in set(fp.bands):
+            for aid, band_no in index.get(key, ()):
+                if aid != own:
+                    n, top = out.get(aid, (0, -1))
+                    out[aid] = (n + 1, max(top, band_no))
+        return out
+
+    @staticmethod
+    def _ranked(counts: dict[str, tuple[int, int]]) -> list[tuple[str, int]]:
+        """(id, shared bands) passing the ``HAVING`` of ``_candidates``, the most shared first, then by id."""
+        kept = [(aid, n) for aid, (n, top) in counts.items()
+                if n >= dedup.MIN_BAND_MATCHES or top == dedup.TITLE_BAND]
+        return sorted(kept, key=lambda x: (-x[1], x[0]))
+
+    def candidates(self, a: ArticleValue, curl: str | None, fp: dedup.Fingerprint | None) -> list[dedup.Candidate]:
+        exact = {c.article_id: c for c in self.by_hash.get(a.content_hash, ())}
+        if curl:
+            exact.update((c.article_id, c) for c in self.by_url.get(curl, ()))
+        if exact:
+            return [exact[k] for k in sorted(exact)][:20]
+        if not self._banded(fp):
+            return []
+        assert fp is not None
+        ranked = sorted(
+            self._ranked(self._count(fp, self.db_bands, a.id)) + self._ranked(self._count(fp, self.bands, a.id)),
+            key=lambda x: (-x[1], x[0]),
+        )[: self.t.max_candidates]
+        out = []
+        for aid, n in ranked:
+            c = self.stored.get(aid)
+            if c is not None:
+                out.append(replace(c, band_matches=n))
+        return out
+
+    def add(self, a: ArticleValue, curl: str | None, fp: dedup.Fingerprint | None, story_id: str) -> None:
+        """``a`` is stored now (in story ``story_id``): the next articles of the batch may match it."""
+        c = dedup.Candidate(a.id, story_id, a.content_hash, curl, a.content_text, 0, a.title, a.source)
+        self._remember(c)
+        self.stored[a.id] = c
+        if fp is not None:
+            for i, key in enumerate(fp.bands):
+                self.bands.setdefault(key, []).append((a.id, i))
+
+
+def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _table(model: type[m.Base]) -> Table:
+    """A model's table, for Core statements that skip the ORM's per-row work."""
+    return cast(Table, model.__table__)

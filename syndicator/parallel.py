@@ -2,7 +2,7 @@
 
 normalize/ is pure, so it can run anywhere: with more than one core and more than a few hundred changed
 files, worker processes normalize while the main process stores the previous batch. Items go out in chunks
-and come back in the order they went in; at most ``workers × 2`` chunks are in flight, so memory does not
+and come back in the order they went in; at most ``AHEAD`` chunks are in flight, so memory does not
 grow with the archive. Workers come from a ``forkserver`` (never forked from a process that holds database
 connections) and receive the rules once, at start-up. Asked to stop, the main process terminates them.
 """
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
 MIN_ITEMS = 200  # the first items are normalized in-process while the pool starts (that costs ~0.3 s)
+# chunks in flight: enough for the workers to go on while the main process stores a batch of 500 (~0.5 s),
+# few enough to bound memory (~20 MB of articles)
+AHEAD = 24
 POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
 # the article and its near-duplicate fingerprint (computed here too: it costs as much as normalizing), or
 # the ParseError's reason
@@ -97,7 +100,7 @@ def normalize_all(
     finished = False
     try:
         def fill() -> None:
-            while len(pending) < n * 2:
+            while len(pending) < AHEAD:
                 chunk = list(itertools.islice(it, CHUNK))
                 if not chunk:
                     return

@@ -81,6 +81,25 @@ def test_old_scrape_then_current_is_one_updated_article(tmp_path: Path, db_url: 
     assert (third["version"], third["updated"]) == (2, second["updated"])
 
 
+def test_a_rescrape_that_corrects_only_the_date_moves_the_date(tmp_path: Path, db_url: str) -> None:
+    """The scraper first got the date wrong, then right: same text, so not an update (no new version), but
+    the stated date wins."""
+    settings, repo, archive = setup(tmp_path, db_url)
+    text = (VERSIONS / "new" / NAME).read_text(encoding="utf-8")
+    put(text.replace("date: 2019-01-22 09:41:02", "date: 2019-01-21 09:41:02").encode("utf-8"), archive / NAME)
+    sync(settings, repo, render=False)
+    first = articles(repo)[NAME]
+    assert str(first["published"]).startswith("2019-01-21T01:41:02")
+    put(text.encode("utf-8"), archive / NAME)
+    report, _ = sync(settings, repo, render=False)
+    assert (report.total("new"), report.total("updated"), report.total("unchanged")) == (0, 0, 1)
+    second = articles(repo)[NAME]
+    assert str(second["published"]).startswith("2019-01-22T01:41:02")
+    assert second["version"] == first["version"] == 1
+    (story,) = repo.iter_stories()
+    assert str(story["published"]).startswith("2019-01-22T01:41:02")
+
+
 HISTORY = CORPUS / "history"
 
 

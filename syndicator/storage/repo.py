@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, Table, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -1122,8 +1123,14 @@ class Repository:
         """Record a day's fingerprint. A new day's ``updated`` is its newest story's date; it moves (to now)
         only when the fingerprint — the day's stories — changes, and stays put otherwise."""
         with self._session() as s, s.begin():
-            row = s.get(m.DigestRecord, day)
-            if row is None:
+            # renders of several processes may record the same new day at once (PostgreSQL): insert it unless
+            # it is there, then change it under a row lock
+            pg = s.get_bind().dialect.name == "postgresql"
+            ins = (postgresql.insert if pg else sqlite.insert)(m.DigestRecord)
+            s.execute(ins.values(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
+                      .on_conflict_do_nothing(index_elements=["day"]))
+            row = s.get(m.DigestRecord, day, with_for_update=True, populate_existing=True)
+            if row is None:  # deleted by another process in between
                 row = m.DigestRecord(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
                 s.add(row)
             elif row.fingerprint != fingerprint:

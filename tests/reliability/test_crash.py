@@ -10,8 +10,8 @@ pages end with ``</html>``). When the runs finally complete, the database and th
 of one uninterrupted run: same stories, same entry ids, no duplicates, byte-identical feeds (on PostgreSQL
 the outputs kept in the database too).
 
-``SYNDICATOR_CRASH_POSTS`` sets the number of generated posts (default 600 on SQLite, 300 on PostgreSQL,
-whose cold sync is slower), ``SYNDICATOR_CRASH_SEED`` the random moments.
+``SYNDICATOR_CRASH_POSTS`` sets the number of generated posts (default 2,000 on SQLite, 300 on
+PostgreSQL, whose cold sync is slower), ``SYNDICATOR_CRASH_SEED`` the random moments.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from .databases import Database, NewDatabase, databases
 from .posts import write_posts
 from .state import check_outputs, entry_ids, files
 
-DEFAULT_POSTS = {"sqlite": 600, "postgres": 300}
+DEFAULT_POSTS = {"sqlite": 2000, "postgres": 300}  # the issue's "few thousand" on the embedded default
 POSTS_ENV = os.environ.get("SYNDICATOR_CRASH_POSTS")
 KILLS = 20
 DESKS = 3  # archive sources: each one commits on its own, so kills land between commits even with few posts
 # a few thousand posts take minutes per uninterrupted sync: let the test's own deadline grow with them
-TIMEOUT = 900 + 2 * int(POSTS_ENV or 0)
+TIMEOUT = 900 + 2 * int(POSTS_ENV or DEFAULT_POSTS["sqlite"])
 
 
 def posts_for(kind: str) -> int:
@@ -188,7 +188,7 @@ def test_syndicator_run_killed_mid_tick_loses_nothing(tmp_path: Path) -> None:
 
 
 def _run_killed_mid_tick(tmp_path: Path, new_database: NewDatabase) -> None:
-    posts = posts_for("sqlite") // 2
+    posts = int(POSTS_ENV) // 2 if POSTS_ENV else 300  # a few hundred posts already reach every phase of a tick
     archive = tmp_path / "archive"
     write_posts(archive, posts)
     ref_config, ref_db = fresh(tmp_path / "reference", archive, new_database)

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="only this case (repeatable; default all)")
     ap.add_argument("--runs", type=int, default=3, help="runs per case; the median is reported (default 3)")
     ap.add_argument("--seed", type=int, default=cases.DEFAULT_SEED)
+    ap.add_argument("--prefill", choices=("sync", "bulk"), default="sync",
+                    help="how noop/incremental/render get a filled database: a cold sync (default) or "
+                         "bulk_load (fast at 100,000 posts; near-duplicates stay separate stories)")
     ap.add_argument("--no-hugo", action="store_true", help="skip the Hugo comparison")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="real corpus folder (default ../shared/corpus/posts)")
     ap.add_argument("--no-corpus", action="store_true", help="skip the real corpus")
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.n:
             print(f"archive of {n} posts …", file=sys.stderr, flush=True)
             ws = cases.make_workspace(args.work, n, args.seed)
+            ws.prefill = args.prefill
             results.extend(run_archive(ws, chosen, args.runs, with_hugo, notes))
         if not args.no_corpus:
             if args.corpus.is_dir():

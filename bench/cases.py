@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,7 @@ class Workspace:
     n: int
     archive: Path
     seed: int = DEFAULT_SEED
+    prefill: str = "sync"  # how a case that needs a filled database gets one: "sync" or "bulk" (bench/prefill.py)
 
     @property
     def run_dir(self) -> Path:
@@ -143,6 +145,11 @@ def ensure_synced(ws: Workspace) -> None:
     """Bring database and output up to date (untimed) before a case that needs them."""
     if not (ws.run_dir / "syndicator.db").exists() or not (ws.out / "all.atom").exists():
         ws.reset_database()
+        if ws.prefill == "bulk":
+            print(f"  {ws.name}: filling the database with bulk_load …", file=sys.stderr, flush=True)
+            # in a process of its own: a child forked from a grown benchmark process would report the
+            # parent's size as its own peak (ru_maxrss survives the fork and exec)
+            subprocess.run([sys.executable, "-m", "bench.prefill", str(ws.config)], cwd=REPO, check=True)
         sync(ws)
 
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -19,6 +19,9 @@ import click
 from . import __version__
 from . import config as config_mod
 from .errors import ConfigError, StorageError, SyndicatorError
+
+if TYPE_CHECKING:
+    from .storage.locks import Lock
 
 log = logging.getLogger("syndicator")
 
@@ -117,24 +120,28 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
 
     Prints one summary line at the end. Exit 1 when any source or file failed (the rest is still stored).
     """
+    settings, repo = obj.settings, obj.repo
+    with _writer_turn(settings, repo, "sync"):
+        _sync_locked(settings, repo, names, full, no_progress)
+
+
+def _writer_turn(settings: Any, repo: Any, command: str) -> Lock:
+    """Take turns with a running service (and other syncs and renders): never two writers on the same files,
+    and never a render that read the database before a sync's commit writing after that sync's feeds."""
     from .storage import locks
     from .storage.locks import SYNC_LOCK
 
-    settings, repo = obj.settings, obj.repo
-    # take turns with a running service (and other syncs): never two writers on the same files
     wait = settings.schedule.seconds("lock_wait")
     try:
-        turn = locks.acquire(repo.engine, SYNC_LOCK)
+        return locks.acquire(repo.engine, SYNC_LOCK)
     except StorageError:
-        click.echo(f"sync: another process (the service?) is syncing; waiting up to {settings.schedule.lock_wait} …",
-                   err=True)
+        click.echo(f"{command}: another process (the service?) is syncing; waiting up to "
+                   f"{settings.schedule.lock_wait} …", err=True)
         try:
-            turn = locks.acquire(repo.engine, SYNC_LOCK, wait=wait)
+            return locks.acquire(repo.engine, SYNC_LOCK, wait=wait)
         except StorageError:
             raise StorageError(f"gave up after {settings.schedule.lock_wait}: another process is still syncing "
                                "this database (schedule.lock_wait sets how long to wait)") from None
-    with turn:
-        _sync_locked(settings, repo, names, full, no_progress)
 
 
 def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
@@ -177,9 +184,10 @@ def render(obj: Ctx) -> None:
     from . import recovery
     from .publish import publish
 
-    pending = recovery.begin(obj.settings.output.dir)
-    n = publish(obj.settings, obj.repo, changes=None)
-    pending.finish()
+    with _writer_turn(obj.settings, obj.repo, "render"):
+        pending = recovery.begin(obj.settings.output.dir)
+        n = publish(obj.settings, obj.repo, changes=None)
+        pending.finish()
     click.echo(f"render: {n} files written to {obj.settings.output.dir}")
 
 

@@ -11,7 +11,7 @@ import logging
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from . import clock, mail
 from .config import Settings
@@ -29,6 +29,7 @@ from .render.digest import (
     render_digest_feed,
     render_digest_html,
     render_digest_markdown,
+    zone,
 )
 from .render.feeds import EPOCH, as_utc
 from .render.site import DigestLink
@@ -75,16 +76,20 @@ def default_day(settings: Settings, now: datetime | None = None) -> date:
 
 
 def _day_stamps(settings: Settings, repo: Repository) -> dict[date, list[tuple[str, datetime]]]:
+    """Every live story's (id, change time), by local day; ``local_day`` with the zone looked up once (this
+    runs over every story after each sync that changed one)."""
     days: dict[date, list[tuple[str, datetime]]] = defaultdict(list)
+    tz = zone(settings.site.timezone)
     for sid, published, changed in repo.story_stamps():
-        days[local_day(published, settings.site.timezone)].append((sid, changed))
+        # = local_day(published): dropping the microseconds (as_utc) never moves a time across midnight
+        days[(published if published.tzinfo is UTC else as_utc(published)).astimezone(tz).date()].append((sid, changed))
     return days
 
 
 def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: str) -> Digest:
     """A day's digest from the database; records its fingerprint (``updated`` moves only on change)."""
     start, end = day_bounds(day, settings.site.timezone)
-    entries = repo.stories_published_between(start, end, site.base_url)
+    entries = repo.stories_published_between(start, end, site.base_url, content=False)  # digests show no bodies
     newest = max((max(as_utc(e.updated), as_utc(e.published)) for e in entries), default=EPOCH)
     state = repo.save_digest(day.isoformat(), fp, len(entries), newest)
     return build_digest(day, entries, options(settings), state.updated)
@@ -109,17 +114,21 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     days = sorted(prints)
     neighbours = {d: (days[i - 1] if i else None, days[i + 1] if i + 1 < len(days) else None)
                   for i, d in enumerate(days)}
-    loaded: dict[date, Digest] = {}
+    latest = days[::-1][: settings.digest.feed_entries]
+    loaded: dict[date, Digest] = {}  # only the days the feeds may need are kept: memory stays flat on a full render
 
-    def write_page(day: date) -> int:
+    def write_page(day: date, md: bool = False) -> int:
         digest = loaded.get(day) or _load(settings, repo, site, day, prints[day])
-        loaded[day] = digest
+        if day in latest:
+            loaded[day] = digest
         prev, nxt = neighbours[day]
-        return write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+        n: int = write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+        if md:
+            n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest))
+        return n
 
     for day in changed:
-        written += write_page(day)
-        written += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, loaded[day]))
+        written += write_page(day, md=True)
     # the days next to a new or vanished day: their "previous/next day" links change
     touched = set(changed) | {date.fromisoformat(k) for k in gone}
     near: set[date] = set()
@@ -137,12 +146,14 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
                 log.info("removed %s (the day has no stories left)", page.name)
     if gone:
         repo.delete_digests(gone)
-    latest = days[::-1][: settings.digest.feed_entries]
     feed_missing = not (out / f"{DIGEST_FEED}.atom").exists()
     if changed or gone or feed_missing:
-        recent = [loaded.get(d) or _load(settings, repo, site, d, prints[d]) for d in latest]
-        for fmt in ("atom", "rss"):
-            written += write_if_changed(out, f"{DIGEST_FEED}.{fmt}", render_digest_feed(site, recent, fmt))
+        # the feeds hold the latest days only: a change to an older day (an old post edited) leaves their bytes
+        # as they are, so the latest days are not loaded and rendered again for it
+        if feed_missing or gone or not set(changed).isdisjoint(latest):
+            recent = [loaded.get(d) or _load(settings, repo, site, d, prints[d]) for d in latest]
+            for fmt in ("atom", "rss"):
+                written += write_if_changed(out, f"{DIGEST_FEED}.{fmt}", render_digest_feed(site, recent, fmt))
         written += write_if_changed(out, ARCHIVE_PAGE,
                                     render_digest_archive(site, [(d, len(stamps[d])) for d in days]))
     links = [DigestLink(d.isoformat(), len(stamps[d])) for d in days[::-1][: settings.digest.index_entries]]
@@ -158,7 +169,7 @@ def run_digest(settings: Settings, repo: Repository, day: date, email: bool) -> 
     written += write_front_page(settings, repo, latest)
     site = _site(settings)
     start, end = day_bounds(day, settings.site.timezone)
-    entries = repo.stories_published_between(start, end, site.base_url)
+    entries = repo.stories_published_between(start, end, site.base_url, content=False)
     if not entries:
         return DigestRun(day, 0, written, "no-stories" if email else "not-requested", None)
     if not email:

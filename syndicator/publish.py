@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -23,7 +24,7 @@ from .render.site import (
     render_tag_page,
     tag_page_path,
 )
-from .render.write import BatchWriter, attach_store, attached_store, prune, remove, write_if_changed
+from .render.write import attach_store, attached_store, batched, prune, remove, write_if_changed
 from .storage.repo import Repository, TagInfo
 from .types import FeedSpec, SiteInfo, StoryEntry, Tag, TagSummary
 
@@ -59,14 +60,63 @@ def all_spec(settings: Settings, repo: Repository) -> FeedSpec:
                     entries=tuple(repo.feed_entries(None, settings.output.max_entries, site.base_url)))
 
 
+def _light_spec(settings: Settings, t: TagInfo) -> FeedSpec:
+    """A tag's feed without its entries: enough for the front page and OPML rows (counts and dates come
+    from the tag summaries)."""
+    site = site_info(settings)
+    return FeedSpec(path=f"tags/{t.slug}", title=f"{t.name} · {site.title}", description=f"标签「{t.name}」的新闻",
+                    entries=(), tag=Tag(t.name, t.slug))
+
+
 def _tag_spec(settings: Settings, repo: Repository, t: TagInfo,
               entries: Iterable[StoryEntry] | None = None) -> FeedSpec:
     """One tag's feed; ``entries`` when the caller loaded them with other tags' (feed_specs)."""
-    site = site_info(settings)
     if entries is None:
-        entries = repo.feed_entries(t.slug, settings.output.max_entries, site.base_url)
-    return FeedSpec(path=f"tags/{t.slug}", title=f"{t.name} · {site.title}", description=f"标签「{t.name}」的新闻",
-                    entries=tuple(entries), tag=Tag(t.name, t.slug))
+        entries = repo.feed_entries(t.slug, settings.output.max_entries, settings.site.base_url)
+    return replace(_light_spec(settings, t), entries=tuple(entries))
+
+
+def _tag_outputs(settings: Settings, repo: Repository, tags: list[TagInfo], *, feeds: set[str] | None,
+                 pages: set[str] | None) -> tuple[int, list[FeedSpec]]:
+    """Write the feeds of the tags in ``feeds`` and the pages of the tags in ``pages`` (all of either when
+    None; a missing page is always written); returns (files written, every tag's spec without entries).
+
+    Entries are loaded only for the tags written, ``TAG_CHUNK`` tags per query, and dropped chunk by chunk:
+    memory stays flat however many tags there are, and an incremental sync reads only the changed tags.
+    """
+    out: Path = settings.output.dir
+    site = site_info(settings)
+    written = 0
+    light = [_light_spec(settings, t) for t in tags]
+    todo: list[tuple[TagInfo, bool, bool]] = []  # (tag, its feeds, its page)
+    for t in tags:
+        feed = feeds is None or t.slug in feeds
+        page = pages is None or t.slug in pages or not (out / tag_page_path(t.slug)).exists()
+        if feed or page:
+            todo.append((t, feed, page))
+    for start in range(0, len(todo), TAG_CHUNK):  # one ranked query per chunk of tags, not three per tag
+        chunk = todo[start : start + TAG_CHUNK]
+        entries = repo.feed_entries_many([t.slug for t, _, _ in chunk], settings.output.max_entries, site.base_url)
+        for t, feed, page in chunk:
+            spec = _tag_spec(settings, repo, t, entries.get(t.slug, ()))
+            if feed:
+                for fmt in FORMATS:
+                    written += write_if_changed(out, f"{spec.path}.{fmt}", render_feed(spec, site, fmt))
+            if page:
+                written += write_if_changed(out, tag_page_path(t.slug),
+                                            render_tag_page(site, spec, TagSummary(t.name, t.slug, t.stories, t.newest),
+                                                            digest_links=settings.digest.enabled))
+    return written, light
+
+
+def _index(settings: Settings, repo: Repository, tags: list[TagInfo], specs: list[FeedSpec],
+           latest: list[DigestLink]) -> int:
+    """index.html: the feeds (``specs``: "all" with its entries, the tags' without), tags with counts,
+    subscribe links, the latest digests."""
+    summaries = [TagSummary(t.name, t.slug, t.stories, t.newest) for t in tags]
+    return write_if_changed(settings.output.dir, "index.html",
+                            render_index(site_info(settings), specs, tags=summaries, digests=latest,
+                                         stories=repo.story_count()))
 
 
 def publish(settings: Settings, repo: Repository, changes: Changes | None = None) -> int:
@@ -78,27 +128,35 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
         return 0
     if changes is not None and not _outputs_exist(out):
         changes = None  # a fresh output folder gets everything
+    if changes is None:
+        with batched(out):  # thousands of files: two filesystem syncs per 2,000, not two fsyncs each
+            return _publish(settings, repo, None)
+    return _publish(settings, repo, changes)
+
+
+def _publish(settings: Settings, repo: Repository, changes: Changes | None) -> int:
+    out: Path = settings.output.dir
     started = time.time()  # files written after this by a concurrent writer are never pruned
     site = site_info(settings)
-    specs = feed_specs(settings, repo)
-    written = 0
-    feed_files: set[str] = set()
-    for spec in specs:
-        for fmt in ("atom", "rss"):
-            rel = f"{spec.path}.{fmt}"
-            if spec.path.startswith("tags/"):
-                feed_files.add(rel.removeprefix("tags/"))
-            if changes is None or spec.path == "all" or (spec.tag is not None and spec.tag.slug in changes.tags):
-                written += write_if_changed(out, rel, render_feed(spec, site, fmt))
+    tags = repo.tags()
+    everything = all_spec(settings, repo)
+    written = sum(write_if_changed(out, f"all.{fmt}", render_feed(everything, site, fmt)) for fmt in FORMATS)
+    wanted = None if changes is None else changes.tags
+    tag_written, light = _tag_outputs(settings, repo, tags, feeds=wanted, pages=wanted)
+    written += tag_written
     latest: list[DigestLink] = []
     if settings.digest.enabled:
         from .digest import refresh_digests  # digest imports this module
 
         digest_written, latest = refresh_digests(settings, repo, full=changes is None)
         written += digest_written
-    written += _front_pages(settings, repo, specs, latest, None if changes is None else changes.tags)
-    feed_files |= {tag_page_path(spec.tag.slug).removeprefix("tags/") for spec in specs if spec.tag is not None}
+    # the front page and OPML need no tag's entries: counts and dates come from the tag summaries, and the
+    # newest story of any feed is the newest of "all"
+    specs = [everything, *light]
+    written += _index(settings, repo, tags, specs, latest)
     written += write_if_changed(out, "feeds.opml", render_opml(site, specs))
+    feed_files = {f"{t.slug}.{fmt}" for t in tags for fmt in FORMATS} | {
+        tag_page_path(t.slug).removeprefix("tags/") for t in tags}
     for stale in prune(out, feed_files, "tags", keep_newer_than=started):
         log.info("removed %s (tag has no stories)", stale)
     # article pages: the link of entries whose source gives no URL of its own
@@ -109,45 +167,24 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
             log.info("removed %s (story withdrawn)", stale)
     else:
         ids = sorted(changes.stories)
-        live = set()
-        for chunk in range(0, len(ids), 500):
-            for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
-                live.add(entry.story_id)
-                written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
+    live = set()
+    for chunk in range(0, len(ids), 500):
+        for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
+            live.add(entry.story_id)
+            written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
+    if changes is not None:
         for gone in set(ids) - live:
             if remove(out, article_page_path(gone)):
                 log.info("removed %s (story withdrawn)", article_page_path(gone))
-        return written
-    with BatchWriter(out) as writer:  # thousands of pages: two filesystem syncs, not two fsyncs each
-        for chunk in range(0, len(ids), 500):
-            for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
-                writer.write(article_page_path(entry.story_id), render_article_page(site, entry))
-    return written + writer.written
-
-
-def _front_pages(settings: Settings, repo: Repository, specs: list[FeedSpec], latest: list[DigestLink],
-                 tags: set[str] | None) -> int:
-    """index.html (tags with counts, subscribe links, latest digests) and the tag pages (``tags`` only, or
-    all when None)."""
-    site = site_info(settings)
-    summaries = {t.slug: TagSummary(t.name, t.slug, t.stories, t.newest) for t in repo.tags()}
-    out: Path = settings.output.dir
-    written = 0
-    written += write_if_changed(out, "index.html", render_index(site, specs, tags=list(summaries.values()),
-                                                               digests=latest, stories=repo.story_count()))
-    for spec in specs:
-        if spec.tag is not None and (tags is None or spec.tag.slug in tags
-                                     or not (out / tag_page_path(spec.tag.slug)).exists()):
-            written += write_if_changed(out, tag_page_path(spec.tag.slug),
-                                        render_tag_page(site, spec, summaries.get(spec.tag.slug),
-                                                        digest_links=settings.digest.enabled))
     return written
 
 
 def write_front_page(settings: Settings, repo: Repository, latest: list[DigestLink]) -> int:
     """Rewrite index.html and the tag pages (used after a digest run); returns files written."""
     settings.output.dir.mkdir(parents=True, exist_ok=True)
-    return _front_pages(settings, repo, feed_specs(settings, repo), latest, None)
+    tags = repo.tags()
+    written, light = _tag_outputs(settings, repo, tags, feeds=set(), pages=None)
+    return written + _index(settings, repo, tags, [all_spec(settings, repo), *light], latest)
 
 
 # -- scale-out: outputs in the database, and rendering one claimed output at a time ------------------
@@ -155,6 +192,8 @@ def write_front_page(settings: Settings, repo: Repository, latest: list[DigestLi
 
 def attach_output_store(settings: Settings, repo: Repository) -> None:
     """With PostgreSQL every output is stored in the database too, so web nodes on any host can serve it."""
+    if repo.engine.dialect.name != "postgresql":  # = stores_outputs(), without importing PostgreSQL's dialect
+        return
     from .storage.outputs import DbOutputStore, stores_outputs
 
     if stores_outputs(repo.engine):
@@ -215,14 +254,16 @@ def publish_keys(settings: Settings, repo: Repository, keys: Iterable[str]) -> i
             for fmt in FORMATS:
                 written += write_if_changed(out, f"all.{fmt}", render_feed(spec, site, fmt))
         elif key == SITE:  # index.html, feeds.opml and the digests (their days' stories may have changed)
-            specs = feed_specs(settings, repo)
+            tags = repo.tags()
             latest: list[DigestLink] = []
             if settings.digest.enabled:
                 from .digest import refresh_digests  # digest imports this module
 
                 digest_written, latest = refresh_digests(settings, repo, full=False)
                 written += digest_written
-            written += _front_pages(settings, repo, specs, latest, set())
+            pages_written, light = _tag_outputs(settings, repo, tags, feeds=set(), pages=set())  # missing pages
+            specs = [all_spec(settings, repo), *light]
+            written += pages_written + _index(settings, repo, tags, specs, latest)
             written += write_if_changed(out, "feeds.opml", render_opml(site, specs))
         elif key.startswith("feed:tags/"):
             slug = key.removeprefix("feed:tags/")

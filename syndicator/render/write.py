@@ -15,7 +15,9 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -93,8 +95,12 @@ def attached_store(out_dir: Path) -> tuple[OutputStore, bool] | None:
 def write_if_changed(out_dir: Path, relpath: str, data: bytes) -> bool:
     """Write ``data`` to ``out_dir/relpath`` atomically; False (file untouched) when the bytes are equal.
 
-    With a store attached the bytes go there too; True when either copy changed.
+    With a store attached the bytes go there too; True when either copy changed. Inside ``batched(out_dir)``
+    (same thread) the file is staged in that batch and appears, durable, when the batch commits.
     """
+    batch = _batch_of(out_dir)
+    if batch is not None:
+        return batch.write(relpath, data)
     attached = attached_store(out_dir)
     if attached is None:
         return _write_file(out_dir, relpath, data)
@@ -344,3 +350,32 @@ class BatchWriter:
             self.commit()
         else:
             self.discard()
+
+
+_BATCHES = threading.local()  # realpath of an output folder → the BatchWriter of this thread's batched()
+
+
+def _batch_of(out_dir: Path) -> BatchWriter | None:
+    active: dict[str, BatchWriter] | None = getattr(_BATCHES, "active", None)
+    return active.get(_store_key(out_dir)) if active else None
+
+
+@contextlib.contextmanager
+def batched(out_dir: Path, window: int = 2000) -> Iterator[BatchWriter]:
+    """Send every ``write_if_changed`` of this thread below ``out_dir`` through one ``BatchWriter``.
+
+    A full render writes thousands of files (feeds of every tag, tag pages, digests, article pages): two
+    filesystem syncs per ``window`` files instead of two fsyncs per file. Nested use joins the outer batch.
+    Leaving with an exception discards what was staged (the files keep their previous bytes).
+    """
+    active: dict[str, BatchWriter] = _BATCHES.__dict__.setdefault("active", {})
+    key = _store_key(out_dir)
+    if key in active:
+        yield active[key]
+        return
+    with BatchWriter(out_dir, window) as writer:
+        active[key] = writer
+        try:
+            yield writer
+        finally:
+            active.pop(key, None)

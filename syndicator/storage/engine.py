@@ -1,21 +1,24 @@
 """Engines: SQLite in WAL mode with a busy timeout and ``BEGIN IMMEDIATE`` writes; PostgreSQL as is.
 
-Migrations (Alembic, ``storage/migrations``) are applied automatically when a database is opened.
+Migrations (Alembic, ``storage/migrations``) are applied automatically when a database is opened. Alembic
+(with Mako and its DDL modules: a good part of a no-op sync's start-up) is imported only when the stored
+revision is not the newest one: one plain query answers that.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from ..errors import StorageError
 
@@ -68,7 +71,40 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+_REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:'([^']*)'|\"([^\"]*)\"|None)\s*$", re.M)
+
+
+@cache
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the files of ``migrations/versions`` without Alembic
+    (None when they do not name exactly one head: then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {kind: a or b for kind, a, b in _REVISION.findall(path.read_text(encoding="utf-8"))}
+        if not found.get("revision"):
+            return None
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revisions(engine: Engine) -> list[str] | None:
+    """The revisions in ``alembic_version`` (one plain query), or None when that cannot be read."""
+    try:
+        with engine.connect() as conn:
+            rows = [str(r[0]) for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+            conn.rollback()
+            return rows
+    except DBAPIError:  # no table yet, or no database: the full path below says which
+        return None
+
+
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -77,6 +113,13 @@ def _alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (no-op when it is already there)."""
+    head = head_revision()
+    if head is not None and _stored_revisions(engine) == [head]:
+        return  # the usual case: no Alembic import at all
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     cfg = _alembic_config(engine)
     head = ScriptDirectory.from_config(cfg).get_current_head()
     try:

@@ -48,10 +48,10 @@ class DbOutputStore:
             index_elements=["path"],
             set_={"etag": ins.excluded.etag, "updated": ins.excluded.updated, "content": ins.excluded.content},
             where=m.Output.etag != ins.excluded.etag,
-        )
+        ).returning(m.Output.path)  # a row back only when one was written (rowcount of an INSERT reads -1)
         try:
             with Session(self.engine) as s, s.begin():
-                return bool(_rowcount(s.connection().execute(stmt)))
+                return s.connection().execute(stmt).first() is not None
         except DBAPIError as exc:
             raise StorageError(f"cannot store output {relpath}: {exc.orig}") from None
 

@@ -40,3 +40,13 @@ def test_bench_runs_every_case_on_a_tiny_archive(tmp_path: Path) -> None:
             ("delete", "syndicator"), ("render", "syndicator")} <= cases
     assert all(r["peak_rss_mb"] > 0 and r["seconds"] > 0 for r in doc["results"])
     assert doc["machine"]["cpus"] >= 1
+
+
+def test_bench_prefill_bulk_fills_the_database_for_noop(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "bench", "--n", "12", "--runs", "1", "--no-hugo", "--no-corpus", "--prefill", "bulk",
+           "--case", "noop", "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "noop" in done.stdout  # a no-op: every file's state was recorded by the bulk fill
+    atom = (tmp_path / "work" / "run-12" / "feeds" / "all.atom").read_text(encoding="utf-8")
+    assert atom.count("<entry>") == 12

@@ -1,8 +1,8 @@
-"""Reading back what a run left behind: the database (time columns left out) and the output folder."""
+"""Reading back what a run left behind: the database rows to compare (time columns left out; read through
+``databases.Database``) and the output folder."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import feedparser
@@ -18,16 +18,6 @@ QUERIES = {
     "source_items": "SELECT key, size, mtime_ns, raw_hash, article_id, error FROM source_items ORDER BY key",
     "article_versions": "SELECT article_id, version, content_hash FROM article_versions ORDER BY 1, 2",
 }
-
-
-def integrity(db: Path) -> str:
-    with sqlite3.connect(db) as conn:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-def db_state(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(db) as conn:
-        return {name: conn.execute(q).fetchall() for name, q in QUERIES.items()}
 
 
 def files(out: Path) -> dict[str, bytes]:

@@ -122,3 +122,36 @@ def test_batch_writer_commits_every_window_and_discards_on_error(tmp_path: Path)
 def test_batch_writer_refuses_paths_outside_the_output(tmp_path: Path) -> None:
     with pytest.raises(RenderError), BatchWriter(tmp_path) as w:
         w.write("../escape.html", b"x")
+
+
+def test_batched_routes_write_if_changed_through_one_batch(tmp_path: Path) -> None:
+    from syndicator.render.write import batched
+
+    write_if_changed(tmp_path, "same.html", b"same")
+    with batched(tmp_path) as writer:
+        assert write_if_changed(tmp_path, "tags/a.atom", b"a") is True
+        assert write_if_changed(tmp_path, "same.html", b"same") is False  # unchanged: nothing staged
+        assert not (tmp_path / "tags" / "a.atom").exists()  # visible only when the batch commits
+        with batched(tmp_path) as inner:  # nested: the same batch
+            assert inner is writer
+            write_if_changed(tmp_path, "b.html", b"b")
+        assert not (tmp_path / "b.html").exists()
+    assert (tmp_path / "tags" / "a.atom").read_bytes() == b"a" and (tmp_path / "b.html").read_bytes() == b"b"
+    assert writer.written == 2
+    assert write_if_changed(tmp_path, "c.html", b"c") is True and (tmp_path / "c.html").exists()  # batch over
+
+
+def test_batched_discards_on_error_and_other_threads_write_directly(tmp_path: Path) -> None:
+    from syndicator.render.write import batched
+
+    other: list[bool] = []
+    with pytest.raises(RuntimeError), batched(tmp_path):
+        write_if_changed(tmp_path, "a.html", b"a")
+        t = threading.Thread(target=lambda: other.append(write_if_changed(tmp_path, "t.html", b"t")))
+        t.start()
+        t.join()
+        assert (tmp_path / "t.html").exists()  # another thread is not part of this batch
+        raise RuntimeError("boom")
+    assert other == [True]
+    assert not (tmp_path / "a.html").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]

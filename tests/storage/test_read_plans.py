@@ -1,0 +1,36 @@
+"""The output-reading queries use the index of their ORDER BY or range, never ``ix_stories_withdrawn`` (which
+matches nearly every story: "the newest 50" would sort the whole table). Checked with EXPLAIN QUERY PLAN."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from syndicator.storage.engine import open_database
+from syndicator.storage.repo import Repository
+
+
+def test_newest_stories_and_day_ranges_do_not_scan_by_withdrawn(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    repo = Repository(engine)
+    seen: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM stories" in statement:
+            seen.append((statement, params))
+
+    repo.feed_entries(None, 50, "http://x/")
+    repo.feed_entries("some-tag", 50, "http://x/")
+    repo.stories_published_between(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC), "http://x/")
+    repo.all_story_ids()
+    event.remove(engine, "before_cursor_execute", grab)
+    assert len(seen) >= 4
+    with engine.connect() as conn:
+        for statement, params in seen:
+            plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
+            assert "ix_stories_withdrawn" not in plan, (statement, plan)
+            assert "SCAN stories " not in plan + " " or "USING INDEX" in plan, (statement, plan)

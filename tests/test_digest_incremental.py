@@ -1,0 +1,53 @@
+"""A sync that changes only an older day leaves the digest feeds (the latest days) unrendered and unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from test_digest import DAY, NOW, article, local, make_settings, save
+
+from syndicator import clock
+from syndicator import digest as digest_mod
+from syndicator.digest import refresh_digests
+from syndicator.storage.engine import open_database
+from syndicator.storage.repo import Repository
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock() -> Iterator[None]:
+    clock.set_now(lambda: NOW)
+    yield
+    clock.set_now(None)
+
+
+def test_an_older_day_changes_without_rendering_the_feed(tmp_path: Path, db_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Repository(open_database(db_url))
+    repo.ensure_source("s", "archive", "/s")
+    settings = make_settings(tmp_path, db_url, feed_entries=1)  # the feeds show the newest day only
+    out = settings.output.dir
+    old_day, new_day = DAY, DAY + timedelta(days=3)
+    save(repo, "s", article("a", local(old_day, 9, 0)), article("b", local(new_day, 10, 0)))
+    refresh_digests(settings, repo, full=True)
+    feeds = {fmt: (out / f"digest.{fmt}").read_bytes() for fmt in ("atom", "rss")}
+    page = (out / f"digest/{old_day.isoformat()}.html").read_bytes()
+    rendered: list[int] = []
+    real = digest_mod.render_digest_feed
+    monkeypatch.setattr(digest_mod, "render_digest_feed", lambda *a, **k: rendered.append(1) or real(*a, **k))
+    clock.set_now(lambda: NOW + timedelta(hours=1))
+    save(repo, "s", replace(article("a", local(old_day, 9, 0)), title="改过的标题", content_hash="x"))
+    refresh_digests(settings, repo)
+    assert rendered == []  # the older day is outside the feeds
+    assert (out / f"digest/{old_day.isoformat()}.html").read_bytes() != page  # its page did change
+    assert "改过的标题" in (out / f"digest/{old_day.isoformat()}.html").read_text(encoding="utf-8")
+    refresh_digests(settings, repo, full=True)  # everything from scratch: the feeds' bytes were already right
+    assert rendered and {fmt: (out / f"digest.{fmt}").read_bytes() for fmt in ("atom", "rss")} == feeds
+    rendered.clear()
+    clock.set_now(lambda: NOW + timedelta(hours=2))
+    save(repo, "s", replace(article("b", local(new_day, 10, 0)), title="新的一天改了", content_hash="y"))
+    refresh_digests(settings, repo)
+    assert rendered and "新的一天改了" in (out / "digest.atom").read_text(encoding="utf-8")

@@ -63,18 +63,18 @@ def digest_id(day: date) -> str:
     return DIGEST_ID_PREFIX + day.isoformat()
 
 
-def _utc_seconds(value: datetime) -> str:
-    """``as_utc(value).isoformat()``."""
-    if value.tzinfo is UTC:
-        return value.isoformat(timespec="seconds")
-    return as_utc(value).isoformat()
+def _utc_stamp(value: datetime) -> str:
+    """The instant in UTC, to the microsecond: two syncs within one second change different stamps."""
+    if value.tzinfo is UTC:  # the database's values: no conversion (this runs over every story)
+        return value.isoformat()
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
 
 
 def fingerprint(stamps: Iterable[tuple[str, datetime]]) -> str:
     """A hash of a day's stories (id and last change): equal exactly when the day's stories are unchanged."""
-    # as_utc(changed).isoformat(), without the conversion for the values the database gives (already UTC):
-    # this runs over every story after each sync that changed one
-    lines = sorted(f"{sid}\t{_utc_seconds(changed)}" for sid, changed in stamps)
+    lines = sorted(f"{sid}\t{_utc_stamp(changed)}" for sid, changed in stamps)
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 

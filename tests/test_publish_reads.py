@@ -6,20 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from conftest import REPO, write_config
 
-from syndicator.cli import main
 from syndicator.storage.repo import Repository
 
 sys.path.insert(0, str(REPO))
+from test_publish import run  # the same CLI runner
+
 from bench.generate import Generator
-
-
-def run(config: Path, *args: str) -> str:
-    result = CliRunner().invoke(main, ["--config", str(config), "-q", *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
 
 
 def test_incremental_sync_loads_only_changed_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -615,24 +615,11 @@ class Repository:
             cache.update({name: tid for name, tid in s.execute(select(m.Tag.name, m.Tag.id).where(m.Tag.name.in_(chunk)))})
 
     def _tag_id(self, s: Session, name: str) -> int:
+        """The tag's id, created (with its slug) when it is new: ``_create_tags`` for one name."""
         cache: dict[str, int] = s.info.setdefault("tag_ids", {})
-        if name in cache:
-            return cache[name]
-        tid = s.scalar(select(m.Tag.id).where(m.Tag.name == name))
-        if tid is None:
-            from ..normalize.tags import slugify  # pypinyin's tables take a second to load: only for new tags
-
-            base = slugify(name) or "tag"
-            slug, n = base, 1
-            while s.scalar(select(m.Tag.id).where(m.Tag.slug == slug)) is not None:
-                n += 1
-                slug = f"{base}-{n}"
-            tag = m.Tag(name=name, slug=slug)
-            s.add(tag)
-            s.flush()
-            tid = tag.id
-        cache[name] = tid
-        return tid
+        if name not in cache:
+            self._create_tags(s, [name])
+        return cache[name]
 
     # -- batch prefetching: a few queries per batch instead of several per article ----------------------
     def _prefetch(self, s: Session, changes: Sequence[ItemChange]) -> None:

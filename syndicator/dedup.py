@@ -102,7 +102,7 @@ def grams_of(c: str, k: int = SHINGLE) -> set[str]:
     return {c[i : i + k] for i in range(len(c) - k + 1)}
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=32)
 def shingles(text: str, k: int = SHINGLE) -> frozenset[str]:
     """The shingle set compared exactly (Jaccard, containment) when two texts are verified.
 

@@ -19,22 +19,26 @@ from .errors import ConfigError
 from .render.digest import (
     ARCHIVE_PAGE,
     DIGEST_FEED,
+    DigestFeedItem,
     build_digest,
     day_bounds,
+    digest_body,
     digest_path,
     digest_title,
+    feed_item,
     fingerprint,
     local_day,
     render_digest_archive,
     render_digest_feed,
     render_digest_html,
     render_digest_markdown,
+    reusable_feed_items,
     zone,
 )
 from .render.feeds import EPOCH, as_utc
 from .render.site import DigestLink
 from .render.write import write_if_changed
-from .storage.repo import Repository
+from .storage.repo import DigestState, Repository
 from .types import Digest, DigestOptions, SiteInfo
 
 log = logging.getLogger(__name__)
@@ -115,22 +119,26 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     neighbours = {d: (days[i - 1] if i else None, days[i + 1] if i + 1 < len(days) else None)
                   for i, d in enumerate(days)}
     latest = days[::-1][: settings.digest.feed_entries]
-    loaded: dict[date, Digest] = {}  # only the days the feeds may need are kept: memory stays flat on a full render
+    # only the days the feeds may need are kept (their feed entries): memory stays flat on a full render
+    loaded: dict[date, DigestFeedItem] = {}
 
     def write_page(day: date, md: bool = False) -> int:
-        digest = loaded.get(day) or _load(settings, repo, site, day, prints[day])
+        digest = _load(settings, repo, site, day, prints[day])
+        body = digest_body(site, digest)
         if day in latest:
-            loaded[day] = digest
+            loaded[day] = feed_item(site, digest, body)
         prev, nxt = neighbours[day]
-        n: int = write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+        n: int = write_if_changed(out, digest_path(day),
+                                  render_digest_html(site, digest, previous=prev, following=nxt, body=body))
         if md:
             n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest))
         return n
 
     for day in changed:
         written += write_page(day, md=True)
-    # the days next to a new or vanished day: their "previous/next day" links change
-    touched = set(changed) | {date.fromisoformat(k) for k in gone}
+    # the days next to a new or vanished day: their "previous/next day" links change (a day that only changed
+    # leaves its neighbours' links as they were)
+    touched = _appeared(changed, records) | {date.fromisoformat(k) for k in gone}
     near: set[date] = set()
     for t in touched:
         i = bisect_left(days, t)
@@ -151,13 +159,35 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
         # the feeds hold the latest days only: a change to an older day (an old post edited) leaves their bytes
         # as they are, so the latest days are not loaded and rendered again for it
         if feed_missing or gone or not set(changed).isdisjoint(latest):
-            recent = [loaded.get(d) or _load(settings, repo, site, d, prints[d]) for d in latest]
+            kept = {} if full or feed_missing else _kept_feed_items(settings, site, latest, loaded, prints, records)
+            recent = [loaded.get(d) or kept.get(d) or feed_item(site, _load(settings, repo, site, d, prints[d]))
+                      for d in latest]
             for fmt in ("atom", "rss"):
                 written += write_if_changed(out, f"{DIGEST_FEED}.{fmt}", render_digest_feed(site, recent, fmt))
         written += write_if_changed(out, ARCHIVE_PAGE,
                                     render_digest_archive(site, [(d, len(stamps[d])) for d in days]))
     links = [DigestLink(d.isoformat(), len(stamps[d])) for d in days[::-1][: settings.digest.index_entries]]
     return written, links
+
+
+def _appeared(changed: list[date], records: dict[str, DigestState]) -> set[date]:
+    """The changed days that had no stories (no page) before this refresh."""
+    return {d for d in changed if (r := records.get(d.isoformat())) is None or r.stories == 0}
+
+
+def _kept_feed_items(settings: Settings, site: SiteInfo, latest: list[date], loaded: dict[date, DigestFeedItem],
+                     prints: dict[date, str], records: dict[str, DigestState]) -> dict[date, DigestFeedItem]:
+    """The entries of the digest feed as written before for the latest days this refresh did not change: a
+    new post today changes one day of the feed, and the other days need not be loaded and rendered again."""
+    wanted = {d: (r.stories, r.updated) for d in latest if d not in loaded
+              and (r := records.get(d.isoformat())) is not None and r.fingerprint == prints[d]}
+    if not wanted:
+        return {}
+    try:
+        atom = (settings.output.dir / f"{DIGEST_FEED}.atom").read_bytes()
+    except OSError:
+        return {}
+    return reusable_feed_items(site, atom, wanted)
 
 
 def run_digest(settings: Settings, repo: Repository, day: date, email: bool) -> DigestRun:

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from . import clock, limits, recovery
@@ -33,10 +34,18 @@ class Changes:
 
     stories: set[str] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
+    moved_from: set[datetime] = field(default_factory=set)  # a moved story's old `published` (its old digest day)
 
     def add(self, r: BatchResult) -> None:
         self.stories |= r.changed_stories
         self.tags |= r.changed_tags
+        self.moved_from |= r.moved_from
+
+    def merge(self, other: Changes) -> None:
+        """Add another sync's changes (the service publishes once after polling several sources)."""
+        self.stories |= other.stories
+        self.tags |= other.tags
+        self.moved_from |= other.moved_from
 
     def __bool__(self) -> bool:
         return bool(self.stories or self.tags)

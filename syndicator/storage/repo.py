@@ -83,6 +83,8 @@ class BatchResult:
     withdrawn: int = 0
     changed_stories: set[str] = field(default_factory=set)
     changed_tags: set[str] = field(default_factory=set)  # slugs
+    # the `published` a changed story had before this batch moved it (the digests re-check those days too)
+    moved_from: set[datetime] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
@@ -703,6 +705,8 @@ class Repository:
                 if story.canonical_article_id == canonical.id and story.updated is not None:
                     shown = max(shown, story.updated)
                 story.canonical_article_id = canonical.id
+                if story.published != canonical.published:
+                    result.moved_from.add(story.published)
                 story.published = canonical.published
                 story.updated = shown
                 story.member_count = len(group)
@@ -745,6 +749,8 @@ class Repository:
         if story.canonical_article_id == canonical.id and story.updated is not None:
             shown = max(shown, story.updated)
         story.canonical_article_id = canonical.id
+        if story.published != canonical.published:
+            result.moved_from.add(story.published)
         story.published = canonical.published
         story.updated = shown
         story.member_count = len(members)
@@ -1101,6 +1107,28 @@ class Repository:
             conn.rollback()
             return stamps
 
+    def stories_published(self, story_ids: Iterable[str]) -> list[datetime]:
+        """The ``published`` of these stories, withdrawn ones too: the days a sync's changes fall on."""
+        ids = sorted(set(story_ids))
+        out: list[datetime] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                out.extend(conn.scalars(select(m.Story.published).where(m.Story.id.in_(list(chunk)))))
+            conn.rollback()
+        return out
+
+    def stamps_between(self, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        """(story id, changed_at) of the live stories published in ``[start, end)``: one day's fingerprint,
+        read through the ``published`` index instead of every story's stamps."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.Story.id, m.Story.changed_at)
+                .where(_LIVE, m.Story.published >= start, m.Story.published < end)
+            )
+            stamps = [(sid, changed) for sid, changed in rows]
+            conn.rollback()
+            return stamps
+
     def digest_records(self) -> dict[str, DigestState]:
         """Every recorded digest day (``YYYY-MM-DD``) with its fingerprint, date and e-mail state."""
         with self._session() as s:
@@ -1125,6 +1153,16 @@ class Repository:
                 row.updated = max(clock.now(), newest, row.updated)
             s.flush()
             return _digest_state(row)
+
+    def invalidate_digests(self, days: Iterable[str]) -> None:
+        """Mark recorded days as changed (empty fingerprint; counts, dates and e-mail state kept): their stories
+        changed while digests were off, and the next refresh must look at them again."""
+        days = sorted(set(days))
+        if not days:
+            return
+        with self._session() as s, s.begin():
+            for chunk in _chunks(days, 500):
+                s.execute(update(m.DigestRecord).where(m.DigestRecord.day.in_(list(chunk))).values(fingerprint=""))
 
     def delete_digests(self, days: Iterable[str]) -> None:
         """Forget days that no longer have stories (their e-mail state goes with them only if never sent)."""

@@ -117,18 +117,21 @@ def scan(
     if not root.is_dir():
         raise SourceError(f"archive folder not found: {root}", source=source)
     report = ArchiveScan()
+    sep_is_slash = os.sep == "/"
 
     def changed() -> Iterator[FileRead]:
         seen: set[str] = set()
+        lookup = {} if full else known  # full: every file is read again
         for prefix, _, names, folder in _folders(str(root)):
             for name in names:
-                key = key_for(prefix + name)
+                rel = prefix + name
+                key = rel if sep_is_slash and rel.isascii() else key_for(rel)  # = key_for(rel), without a call
                 seen.add(key)
                 try:
                     # stat only (no read) unless size or mtime moved; follows a symlinked file, a loop raises ELOOP
                     st = os.stat(name, dir_fd=folder)
-                    old = known.get(key)
-                    if not full and old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+                    old = lookup.get(key)
+                    if old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns:
                         report.unchanged += 1
                         continue
                     if not stat.S_ISREG(st.st_mode):
@@ -156,7 +159,7 @@ def scan(
                     continue
                 digest = hashlib.sha256(data).hexdigest()
                 state = FileState(st.st_size, st.st_mtime_ns, digest)
-                if not full and old is not None and old[2] == digest:
+                if old is not None and old[2] == digest:
                     report.state_only.append((key, state))
                     continue
                 mtime = datetime.fromtimestamp(st.st_mtime, UTC)

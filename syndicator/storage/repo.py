@@ -813,19 +813,8 @@ class Repository:
         if not slugs:
             return {}
         with self._session() as s:
-            rank = func.row_number().over(
-                partition_by=m.StoryTag.tag_id, order_by=(m.Story.published.desc(), m.Story.id)
-            ).label("rank")
-            ranked = (
-                select(m.Tag.slug, m.StoryTag.story_id, rank)
-                .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
-                .join(m.Story, m.Story.id == m.StoryTag.story_id)
-                .where(m.Tag.slug.in_(list(slugs)), m.Story.withdrawn.is_(False))
-                .subquery()
-            )
-            picked = s.execute(
-                select(ranked.c.slug, ranked.c.story_id).where(ranked.c.rank <= limit).order_by(ranked.c.slug, ranked.c.rank)
-            ).all()
+            tag_ids = {slug: tid for slug, tid in s.execute(select(m.Tag.slug, m.Tag.id).where(m.Tag.slug.in_(list(slugs))))}
+            picked = [(slug, sid) for slug in sorted(tag_ids) for sid in self._newest_of_tag(s, tag_ids[slug], limit)]
             ids = sorted({sid for _, sid in picked})
             by_id: dict[str, StoryEntry] = {}
             for start in range(0, len(ids), 500):
@@ -836,6 +825,21 @@ class Repository:
                 if sid in by_id:
                     out[slug].append(by_id[sid])
             return out
+
+    @staticmethod
+    def _newest_of_tag(s: Session, tag_id: int, limit: int) -> list[str]:
+        """The ids of a tag's newest ``limit`` live stories, newest first.
+
+        Walks ``ix_story_tags_tag_published`` from the newest end and stops after ``limit`` rows, where ranking
+        the tag's stories (a window query) read all of them: 24,000 for the largest tag of 100,000 posts.
+        ``story_tags.published`` is the story's ``published`` (the repository writes them together)."""
+        return list(s.scalars(
+            select(m.StoryTag.story_id)
+            .join(m.Story, m.Story.id == m.StoryTag.story_id)
+            .where(m.StoryTag.tag_id == tag_id, _LIVE)
+            .order_by(m.StoryTag.published.desc(), m.StoryTag.story_id)
+            .limit(limit)
+        ))
 
     def _entries(self, s: Session, stories: Sequence[Any], base_url: str, *,
                  content: bool = True) -> list[StoryEntry]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, delete, func, insert, select, text, update
+from sqlalchemy import Engine, Select, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -842,14 +842,16 @@ class Repository:
         ))
 
     def _entries(self, s: Session, stories: Sequence[Any], base_url: str, *,
-                 content: bool = True) -> list[StoryEntry]:
+                 content: bool = True, ids_of: Select[Any] | None = None) -> list[StoryEntry]:
         """Feed entries of ``stories`` (rows of ``_STORY``), in their order.
 
         Plain column rows, not ORM objects (a full render makes 100,000 of these); the members' plain text,
-        the largest column, is never read, nor their HTML unless ``content``."""
+        the largest column, is never read, nor their HTML unless ``content``. ``ids_of``: a query of the
+        same stories' ids, used instead of listing thousands of ids in the members' and tags' queries (a
+        busy day's digest)."""
         if not stories:
             return []
-        ids = [st.id for st in stories]
+        ids: Select[Any] | list[str] = ids_of if ids_of is not None else [st.id for st in stories]
         members: dict[str, list[Any]] = {}
         for a in s.execute(
             select(*_MEMBER, *((m.Article.content_html,) if content else ()))
@@ -857,13 +859,17 @@ class Repository:
         ):
             members.setdefault(a.story_id, []).append(a)
         tags: dict[str, list[TagValue]] = {}
+        values: dict[tuple[str, str], TagValue] = {}  # one value per tag, not one per row
         for sid, name, slug in s.execute(
             select(m.StoryTag.story_id, m.Tag.name, m.Tag.slug)
             .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
             .where(m.StoryTag.story_id.in_(ids))
             .order_by(m.Tag.name)
         ):
-            tags.setdefault(sid, []).append(TagValue(name, slug))
+            tag = values.get((name, slug))
+            if tag is None:
+                tag = values[(name, slug)] = TagValue(name, slug)
+            tags.setdefault(sid, []).append(tag)
         out: list[StoryEntry] = []
         for st in stories:
             group = members.get(st.id, [])
@@ -1093,13 +1099,10 @@ class Repository:
 
         ``content=False``: entries without their HTML body (``content_html`` is ""), for the digests, which
         show titles, summaries and channels only: a day of thousands of stories loads much less."""
+        in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
         with self._session() as s:
-            stories = s.execute(
-                select(*_STORY)
-                .where(_LIVE, m.Story.published >= start, m.Story.published < end)
-                .order_by(m.Story.published.desc(), m.Story.id)
-            ).all()
-            return self._entries(s, stories, base_url, content=content)
+            stories = s.execute(select(*_STORY).where(*in_range).order_by(m.Story.published.desc(), m.Story.id)).all()
+            return self._entries(s, stories, base_url, content=content, ids_of=select(m.Story.id).where(*in_range))
 
     def story_stamps(self) -> list[tuple[str, datetime, datetime]]:
         """(story id, published, changed_at) of every live story: enough to tell which days changed.

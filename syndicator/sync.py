@@ -6,20 +6,23 @@ stored in one transaction together with the source's fetch state.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import clock, limits, recovery
 from .config import Settings, SourceSettings
 from .errors import Interrupted, SourceError, SyndicatorError
-from .parallel import normalize_all
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
 from .types import SourceReport, SyncReport
+
+if TYPE_CHECKING:
+    from .parallel import Result
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -59,6 +62,20 @@ def _count(report: SourceReport, r: BatchResult) -> None:
     report.withdrawn += r.withdrawn
 
 
+def _normalized(
+    settings: Settings, files: Iterator[archive.FileRead], stop: StopAsked | None,
+) -> Iterator[tuple[archive.FileRead, Result]]:
+    """The changed files, normalized (``parallel.normalize_all``). A sync where no file changed never imports
+    the normalizer (the walk finds nothing before the first file would be handed over)."""
+    first = next(files, None)
+    if first is None:
+        return iter(())
+    from .parallel import normalize_all  # imports normalize/: only when some file changed
+
+    return normalize_all(((fr, fr.item) for fr in itertools.chain([first], files)), settings.normalize,
+                         settings.tags, stop=stop, fingerprints=settings.dedup.enabled)
+
+
 def sync_archive(
     settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
     progress: Progress | None = None, stop: StopAsked | None = None,
@@ -83,10 +100,7 @@ def sync_archive(
             changes.add(r)
             batch.clear()
 
-    for fr, (article, error, fp) in normalize_all(
-        ((fr, fr.item) for fr in files), settings.normalize, settings.tags, stop=stop,
-        fingerprints=settings.dedup.enabled,
-    ):
+    for fr, (article, error, fp) in _normalized(settings, files, stop):
         if stop is not None and stop():
             raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1

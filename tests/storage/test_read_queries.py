@@ -1,5 +1,6 @@
-"""A tag's newest entries, read for several tags at once, are the entries of ``feed_entries`` for that tag:
-same stories, same order (date, then story id on equal dates), on SQLite and PostgreSQL."""
+"""Read queries on SQLite and PostgreSQL: a tag's newest entries, read for several tags at once, are the
+entries of ``feed_entries`` for that tag (same stories, same order: date, then story id on equal dates);
+the file states are the stored ones."""
 
 from __future__ import annotations
 
@@ -30,3 +31,17 @@ def test_several_tags_at_once_equal_one_tag_at_a_time(db_url: str) -> None:
             assert [e.story_id for e in many[slug]] == [e.story_id for e in one]
             assert many[slug] == one
     assert len(repo.feed_entries_many(slugs, 50, "http://x/")[slugs[0]]) in (11, 22)
+
+
+def test_file_states_are_the_stored_states(db_url: str) -> None:
+    """``file_states`` (read with the driver's own cursor) gives every key's (size, mtime_ns, hash)."""
+    from syndicator.storage.repo import FileState, ItemChange
+
+    repo = Repository(open_database(db_url))
+    repo.ensure_source("s", "archive", "/s")
+    repo.ensure_source("t", "archive", "/t")
+    repo.save_batch("s", [ItemChange("a.md", FileState(10, 2**40 + 3, "h1")),
+                          ItemChange("b.md", FileState(None, None, None)), ItemChange("名字.md", FileState(7, 8, "h3"))])
+    repo.save_batch("t", [ItemChange("a.md", FileState(1, 1, "other"))])
+    assert repo.file_states("s") == {"a.md": (10, 2**40 + 3, "h1"), "b.md": (None, None, None), "名字.md": (7, 8, "h3")}
+    assert repo.file_states("nobody") == {}

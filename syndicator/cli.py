@@ -144,12 +144,23 @@ def _writer_turn(settings: Any, repo: Any, command: str) -> Lock:
                                "this database (schedule.lock_wait sets how long to wait)") from None
 
 
+def _uses_claims(repo: Any) -> bool:
+    """``coordination.uses_claims``; only PostgreSQL can have workers, so SQLite never imports coordination
+    (and the renderers it imports: a no-op sync renders nothing)."""
+    if repo.engine.dialect.name != "postgresql":
+        return False
+    from .coordination import uses_claims
+
+    return uses_claims(repo)
+
+
 def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
-    from .coordination import sync_by_claims, uses_claims
     from .sync import sync as plain_sync
 
     run_sync: Callable[..., Any] = plain_sync
-    if uses_claims(repo):  # scale-out workers share this database: poll and render by their claims
+    if _uses_claims(repo):  # scale-out workers share this database: poll and render by their claims
+        from .coordination import sync_by_claims
+
         click.echo("sync: workers share this database: each source is polled, and each output rendered, "
                    "under its lease (as a worker does)", err=True)
         wait = settings.schedule.seconds("lock_wait")

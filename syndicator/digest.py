@@ -19,22 +19,26 @@ from .errors import ConfigError
 from .render.digest import (
     ARCHIVE_PAGE,
     DIGEST_FEED,
+    DigestFeedItem,
     build_digest,
     day_bounds,
+    digest_body,
     digest_path,
     digest_title,
+    feed_item,
     fingerprint,
     local_day,
     render_digest_archive,
     render_digest_feed,
     render_digest_html,
     render_digest_markdown,
+    reusable_feed_items,
     zone,
 )
 from .render.feeds import EPOCH, as_utc
 from .render.site import DigestLink
 from .render.write import write_if_changed
-from .storage.repo import Repository
+from .storage.repo import DigestState, Repository
 from .types import Digest, DigestOptions, SiteInfo
 
 log = logging.getLogger(__name__)
@@ -95,18 +99,71 @@ def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: s
     return build_digest(day, entries, options(settings), state.updated)
 
 
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """What a sync changed, as the digests need it: the stories, and the ``published`` some of them had
+    before the sync moved them (their old day lost a story)."""
+
+    stories: frozenset[str]
+    moved_from: frozenset[datetime] = frozenset()
+
+
+def _all_days(settings: Settings, repo: Repository) -> tuple[dict[date, str], dict[date, int]]:
+    """Every day's fingerprint and story count, from every live story's stamps."""
+    stamps = _day_stamps(settings, repo)
+    return {day: fingerprint(v) for day, v in stamps.items()}, {day: len(v) for day, v in stamps.items()}
+
+
+def _days_of(settings: Settings, repo: Repository, touched: Touched) -> set[date]:
+    """The local days a sync's changes fall on: its stories' days now, and the days they moved away from."""
+    tz = settings.site.timezone
+    return ({local_day(p, tz) for p in repo.stories_published(touched.stories)}
+            | {local_day(p, tz) for p in touched.moved_from})
+
+
+def forget_days(settings: Settings, repo: Repository, touched: Touched) -> None:
+    """With digests off, mark the days a sync touched as changed in the digest records: when digests are on
+    again, the refresh that reads only its own sync's days (``_touched_days``) re-renders these as well."""
+    repo.invalidate_digests(d.isoformat() for d in _days_of(settings, repo, touched))
+
+
+def _touched_days(settings: Settings, repo: Repository, records: dict[str, DigestState],
+                  touched: Touched) -> tuple[dict[date, str], dict[date, int]] | None:
+    """``_all_days`` reading only the days a sync touched: the other days are as recorded by the refresh
+    after the sync that last changed them. None when the records cannot be trusted for that (their counts
+    do not add up to the live stories: digests were off while stories came or went), and every story is
+    read instead."""
+    tz = settings.site.timezone
+    days = _days_of(settings, repo, touched)
+    days |= {date.fromisoformat(k) for k, r in records.items() if r.stories > 0 and not r.fingerprint}  # see forget_days
+    prints = {date.fromisoformat(k): r.fingerprint for k, r in records.items() if r.stories > 0}
+    counts = {date.fromisoformat(k): r.stories for k, r in records.items() if r.stories > 0}
+    for day in days:
+        stamps = repo.stamps_between(*day_bounds(day, tz))
+        if stamps:
+            prints[day], counts[day] = fingerprint(stamps), len(stamps)
+        else:
+            prints.pop(day, None)
+            counts.pop(day, None)
+    if sum(counts.values()) != repo.story_count():
+        log.info("digest records do not match the stories: checking every day")
+        return None
+    return prints, counts
+
+
 def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
-                    also: tuple[date, ...] = ()) -> tuple[int, list[DigestLink]]:
+                    also: tuple[date, ...] = (), touched: Touched | None = None) -> tuple[int, list[DigestLink]]:
     """Re-render the digest pages of the days whose stories changed (every day when ``full``), the digest
     feeds and the archive page; remove the pages of days left without stories.
 
+    ``touched``: what the sync before changed; only its days are checked (instead of every story's stamps).
     Returns (files written, the latest digests for the front page).
     """
     site = _site(settings)
     out = settings.output.dir
-    stamps = _day_stamps(settings, repo)
-    prints = {day: fingerprint(v) for day, v in stamps.items()}
     records = repo.digest_records()
+    known = None if full or touched is None else _touched_days(settings, repo, records, touched)
+    prints, counts = known if known is not None else _all_days(settings, repo)
     changed = sorted(d for d, fp in prints.items() if full or d in also or records.get(d.isoformat()) is None
                      or records[d.isoformat()].fingerprint != fp)
     gone = sorted(k for k, r in records.items() if r.stories > 0 and date.fromisoformat(k) not in prints)
@@ -115,24 +172,28 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     neighbours = {d: (days[i - 1] if i else None, days[i + 1] if i + 1 < len(days) else None)
                   for i, d in enumerate(days)}
     latest = days[::-1][: settings.digest.feed_entries]
-    loaded: dict[date, Digest] = {}  # only the days the feeds may need are kept: memory stays flat on a full render
+    # only the days the feeds may need are kept (their feed entries): memory stays flat on a full render
+    loaded: dict[date, DigestFeedItem] = {}
 
     def write_page(day: date, md: bool = False) -> int:
-        digest = loaded.get(day) or _load(settings, repo, site, day, prints[day])
+        digest = _load(settings, repo, site, day, prints[day])
+        body = digest_body(site, digest)
         if day in latest:
-            loaded[day] = digest
+            loaded[day] = feed_item(site, digest, body)
         prev, nxt = neighbours[day]
-        n: int = write_if_changed(out, digest_path(day), render_digest_html(site, digest, previous=prev, following=nxt))
+        n: int = write_if_changed(out, digest_path(day),
+                                  render_digest_html(site, digest, previous=prev, following=nxt, body=body))
         if md:
             n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest))
         return n
 
     for day in changed:
         written += write_page(day, md=True)
-    # the days next to a new or vanished day: their "previous/next day" links change
-    touched = set(changed) | {date.fromisoformat(k) for k in gone}
+    # the days next to a new or vanished day: their "previous/next day" links change (a day that only changed
+    # leaves its neighbours' links as they were)
+    came_or_went = _appeared(changed, records) | {date.fromisoformat(k) for k in gone}
     near: set[date] = set()
-    for t in touched:
+    for t in came_or_went:
         i = bisect_left(days, t)
         near.update(days[j] for j in (i - 1, i + 1 if i < len(days) and days[i] == t else i) if 0 <= j < len(days))
     for day in sorted(near - set(changed)):
@@ -151,13 +212,35 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
         # the feeds hold the latest days only: a change to an older day (an old post edited) leaves their bytes
         # as they are, so the latest days are not loaded and rendered again for it
         if feed_missing or gone or not set(changed).isdisjoint(latest):
-            recent = [loaded.get(d) or _load(settings, repo, site, d, prints[d]) for d in latest]
+            kept = {} if full or feed_missing else _kept_feed_items(settings, site, latest, loaded, prints, records)
+            recent = [loaded.get(d) or kept.get(d) or feed_item(site, _load(settings, repo, site, d, prints[d]))
+                      for d in latest]
             for fmt in ("atom", "rss"):
                 written += write_if_changed(out, f"{DIGEST_FEED}.{fmt}", render_digest_feed(site, recent, fmt))
         written += write_if_changed(out, ARCHIVE_PAGE,
-                                    render_digest_archive(site, [(d, len(stamps[d])) for d in days]))
-    links = [DigestLink(d.isoformat(), len(stamps[d])) for d in days[::-1][: settings.digest.index_entries]]
+                                    render_digest_archive(site, [(d, counts[d]) for d in days]))
+    links = [DigestLink(d.isoformat(), counts[d]) for d in days[::-1][: settings.digest.index_entries]]
     return written, links
+
+
+def _appeared(changed: list[date], records: dict[str, DigestState]) -> set[date]:
+    """The changed days that had no stories (no page) before this refresh."""
+    return {d for d in changed if (r := records.get(d.isoformat())) is None or r.stories == 0}
+
+
+def _kept_feed_items(settings: Settings, site: SiteInfo, latest: list[date], loaded: dict[date, DigestFeedItem],
+                     prints: dict[date, str], records: dict[str, DigestState]) -> dict[date, DigestFeedItem]:
+    """The entries of the digest feed as written before for the latest days this refresh did not change: a
+    new post today changes one day of the feed, and the other days need not be loaded and rendered again."""
+    wanted = {d: (r.stories, r.updated) for d in latest if d not in loaded
+              and (r := records.get(d.isoformat())) is not None and r.fingerprint == prints[d]}
+    if not wanted:
+        return {}
+    try:
+        atom = (settings.output.dir / f"{DIGEST_FEED}.atom").read_bytes()
+    except OSError:
+        return {}
+    return reusable_feed_items(site, atom, wanted)
 
 
 def run_digest(settings: Settings, repo: Repository, day: date, email: bool) -> DigestRun:

@@ -187,7 +187,7 @@ def sync_remote(
     for item in fetched.items:
         digest = raw_digest(item)
         old = known.get(item.key)
-        if old is not None and old.raw_hash == digest:
+        if old is not None and old[2] == digest:  # (size, mtime_ns, raw_hash)
             report.unchanged += 1
             continue
         try:

@@ -146,10 +146,15 @@ def _publish(settings: Settings, repo: Repository, changes: Changes | None) -> i
     written += tag_written
     latest: list[DigestLink] = []
     if settings.digest.enabled:
-        from .digest import refresh_digests  # digest imports this module
+        from .digest import Touched, refresh_digests  # digest imports this module
 
-        digest_written, latest = refresh_digests(settings, repo, full=changes is None)
+        touched = None if changes is None else Touched(frozenset(changes.stories), frozenset(changes.moved_from))
+        digest_written, latest = refresh_digests(settings, repo, full=changes is None, touched=touched)
         written += digest_written
+    elif changes is not None:
+        from .digest import Touched, forget_days
+
+        forget_days(settings, repo, Touched(frozenset(changes.stories), frozenset(changes.moved_from)))
     # the front page and OPML need no tag's entries: counts and dates come from the tag summaries, and the
     # newest story of any feed is the newest of "all"
     specs = [everything, *light]

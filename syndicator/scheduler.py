@@ -198,8 +198,7 @@ class Ticker:
                 log.exception("%s: unexpected error", src.name)
                 self.repo.record_attempt(src.name, error=f"unexpected {type(exc).__name__}: {exc}")
                 report, changes = SyncReport([SourceReport(src.name, errors=[str(exc)])]), Changes()
-            total.stories |= changes.stories
-            total.tags |= changes.tags
+            total.merge(changes)
             failures, _ = self.repo.schedule_state(src.name)
             due = next_due(src, failures, started_at, Timing.from_settings(self.settings), self.rng)
             sr = report.sources[0] if report.sources else SourceReport(src.name)

@@ -6,19 +6,23 @@ stored in one transaction together with the source's fetch state.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from . import clock, limits, recovery
 from .config import Settings, SourceSettings
 from .errors import Interrupted, SourceError, SyndicatorError
-from .parallel import normalize_all
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
 from .types import SourceReport, SyncReport
+
+if TYPE_CHECKING:
+    from .parallel import Result
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -33,10 +37,18 @@ class Changes:
 
     stories: set[str] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
+    moved_from: set[datetime] = field(default_factory=set)  # a moved story's old `published` (its old digest day)
 
     def add(self, r: BatchResult) -> None:
         self.stories |= r.changed_stories
         self.tags |= r.changed_tags
+        self.moved_from |= r.moved_from
+
+    def merge(self, other: Changes) -> None:
+        """Add another sync's changes (the service publishes once after polling several sources)."""
+        self.stories |= other.stories
+        self.tags |= other.tags
+        self.moved_from |= other.moved_from
 
     def __bool__(self) -> bool:
         return bool(self.stories or self.tags)
@@ -48,6 +60,20 @@ def _count(report: SourceReport, r: BatchResult) -> None:
     report.unchanged += r.unchanged
     report.duplicates += r.duplicates
     report.withdrawn += r.withdrawn
+
+
+def _normalized(
+    settings: Settings, files: Iterator[archive.FileRead], stop: StopAsked | None,
+) -> Iterator[tuple[archive.FileRead, Result]]:
+    """The changed files, normalized (``parallel.normalize_all``). A sync where no file changed never imports
+    the normalizer (the walk finds nothing before the first file would be handed over)."""
+    first = next(files, None)
+    if first is None:
+        return iter(())
+    from .parallel import normalize_all  # imports normalize/: only when some file changed
+
+    return normalize_all(((fr, fr.item) for fr in itertools.chain([first], files)), settings.normalize,
+                         settings.tags, stop=stop, fingerprints=settings.dedup.enabled)
 
 
 def sync_archive(
@@ -74,10 +100,7 @@ def sync_archive(
             changes.add(r)
             batch.clear()
 
-    for fr, (article, error, fp) in normalize_all(
-        ((fr, fr.item) for fr in files), settings.normalize, settings.tags, stop=stop,
-        fingerprints=settings.dedup.enabled,
-    ):
+    for fr, (article, error, fp) in _normalized(settings, files, stop):
         if stop is not None and stop():
             raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
         done += 1

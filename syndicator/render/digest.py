@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedgen.feed import FeedGenerator
+from lxml import etree
 from markupsafe import Markup
 
 from ..errors import RenderError
@@ -147,7 +149,20 @@ def build_digest(day: date, entries: Iterable[StoryEntry], options: DigestOption
 # -- presentation ----------------------------------------------------------------------------------
 
 
-def digest_title(site: SiteInfo, digest: Digest) -> str:
+@dataclass(frozen=True, slots=True)
+class DigestFeedItem:
+    """One day's entry of the digest feeds: all they show of a day (its body rendered once, for both formats).
+
+    The feeds hold the latest days; an incremental sync keeps the entries of the days it did not change
+    (``reusable_feed_items``) instead of loading and rendering those days again."""
+
+    day: date
+    count: int
+    updated: datetime  # as_utc: what the entry's <updated> says
+    body: str  # the body HTML, XML-clean
+
+
+def digest_title(site: SiteInfo, digest: Digest | DigestFeedItem) -> str:
     return f"{clean_xml_text(site.title).strip() or GENERATOR} 每日摘要 {digest.day.isoformat()}（{digest.count} 篇）"
 
 
@@ -187,16 +202,25 @@ def _sections(site: SiteInfo, digest: Digest) -> list[dict[str, object]]:
     ]
 
 
-def _body(site: SiteInfo, digest: Digest) -> str:
+def digest_body(site: SiteInfo, digest: Digest) -> str:
+    """The grouped stories as HTML: the middle of the day's page and its feed entry's content (render it
+    once and hand it to both: a busy day's body is most of what they cost)."""
     return render_page("digest_body.html", site=site, sections=_sections(site, digest)).decode("utf-8")
+
+
+def feed_item(site: SiteInfo, digest: Digest, body: str | None = None) -> DigestFeedItem:
+    """A day's feed entry; ``body``: its ``digest_body`` when already rendered (for the page)."""
+    return DigestFeedItem(digest.day, digest.count, as_utc(digest.updated),
+                          clean_xml_text(digest_body(site, digest) if body is None else body))
 
 
 def render_digest_html(
     site: SiteInfo, digest: Digest, *, previous: date | None = None, following: date | None = None,
-    absolute: bool = False,
+    absolute: bool = False, body: str | None = None,
 ) -> bytes:
     """``digest/YYYY-MM-DD.html``: standalone (inline CSS, no scripts, no external assets), printable.
-    ``absolute``: every link is a full URL (for the e-mail, which is read away from the site)."""
+    ``absolute``: every link is a full URL (for the e-mail, which is read away from the site). ``body``:
+    the day's ``digest_body`` when the caller rendered it already."""
     tz = zone(site.timezone)
     sections = _sections(site, digest)
     here = f"{site.base_url}{DIGEST_DIR}/" if absolute else ""
@@ -210,7 +234,8 @@ def render_digest_html(
         count=digest.count,
         updated=as_utc(digest.updated).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         updated_iso=as_utc(digest.updated).isoformat(),
-        body=Markup(render_page("digest_body.html", site=site, sections=sections).decode("utf-8")),
+        body=Markup(render_page("digest_body.html", site=site, sections=sections).decode("utf-8")
+                    if body is None else body),
         previous=f"{here}{previous.isoformat()}.html" if previous else "",
         following=f"{here}{following.isoformat()}.html" if following else "",
         discovery=digest_discovery(site),
@@ -257,10 +282,11 @@ def digest_discovery(site: SiteInfo) -> list[dict[str, str]]:
     ]
 
 
-def render_digest_feed(site: SiteInfo, digests: Sequence[Digest], fmt: Literal["atom", "rss"]) -> bytes:
+def render_digest_feed(site: SiteInfo, digests: Sequence[Digest | DigestFeedItem], fmt: Literal["atom", "rss"]) -> bytes:
     """``digest.atom`` / ``digest.rss``: one entry per day (newest day first), stable id per date; days
     without stories have no entry; the feed's date is the newest entry's ``updated``."""
-    days = sorted((d for d in digests if d.count > 0), key=lambda d: d.day, reverse=True)
+    items = (feed_item(site, d) if isinstance(d, Digest) else d for d in digests if d.count > 0)
+    days = sorted(items, key=lambda d: d.day, reverse=True)
     name = clean_xml_text(site.title).strip() or GENERATOR
     updated = max((as_utc(d.updated) for d in days), default=EPOCH)
     fg = FeedGenerator()
@@ -282,7 +308,7 @@ def render_digest_feed(site: SiteInfo, digests: Sequence[Digest], fmt: Literal["
         fe.link(href=site.base_url + digest_path(d.day), rel="alternate", type="text/html")
         fe.published(day_bounds(d.day, site.timezone)[0])
         fe.updated(as_utc(d.updated))
-        body = clean_xml_text(_body(site, d))
+        body = d.body
         if fmt == "atom":
             fe.summary(f"{d.day.isoformat()} 共 {d.count} 篇", type="text")
             fe.content(body, type="html")
@@ -294,6 +320,36 @@ def render_digest_feed(site: SiteInfo, digests: Sequence[Digest], fmt: Literal["
     except (ValueError, TypeError) as exc:
         raise RenderError(f"cannot build the digest feed: {exc}", path=f"{DIGEST_FEED}.{fmt}") from exc
     return bytes(data)
+
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def reusable_feed_items(site: SiteInfo, atom: bytes, wanted: Mapping[date, tuple[int, datetime]]) -> dict[date, DigestFeedItem]:
+    """The entries of a ``digest.atom`` written before that are still right: those of the ``wanted`` days
+    (day → its recorded story count and ``updated``, for days whose stories did not change since) whose
+    title and date say exactly that. Everything else in an entry follows from its day, count and date,
+    and the body is the entry's content; an entry that does not match (or a file that does not parse) is
+    left out, and the caller renders that day again."""
+    try:
+        root = etree.fromstring(atom, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
+    except etree.XMLSyntaxError:
+        return {}
+    found: dict[date, DigestFeedItem] = {}
+    for entry in root.iterfind(f"{_ATOM}entry"):
+        ident = entry.findtext(f"{_ATOM}id") or ""
+        try:
+            day = date.fromisoformat(ident.removeprefix(DIGEST_ID_PREFIX))
+        except ValueError:
+            continue
+        if not ident.startswith(DIGEST_ID_PREFIX) or day not in wanted:
+            continue
+        count, updated = wanted[day]
+        item = DigestFeedItem(day, count, as_utc(updated), entry.findtext(f"{_ATOM}content") or "")
+        if (entry.findtext(f"{_ATOM}title") == digest_title(site, item)
+                and entry.findtext(f"{_ATOM}updated") == item.updated.isoformat()):
+            found[day] = item
+    return found
 
 
 def render_digest_archive(site: SiteInfo, days: Sequence[tuple[date, int]]) -> bytes:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, delete, func, insert, select, text, update
+from sqlalchemy import Engine, Select, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -42,6 +42,10 @@ class FileState:
     size: int | None = None
     mtime_ns: int | None = None
     raw_hash: str | None = None
+
+
+# a stored file state as ``file_states`` reads it: (size, mtime_ns, raw_hash)
+StoredFile = tuple[int | None, int | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,8 @@ class BatchResult:
     withdrawn: int = 0
     changed_stories: set[str] = field(default_factory=set)
     changed_tags: set[str] = field(default_factory=set)  # slugs
+    # the `published` a changed story had before this batch moved it (the digests re-check those days too)
+    moved_from: set[datetime] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
@@ -142,19 +148,27 @@ class Repository:
                 src.type, src.location = type_, location
             return src.id
 
-    def file_states(self, source: str) -> dict[str, FileState]:
-        """key → last seen (size, mtime, hash), for incremental reading.
+    def file_states(self, source: str) -> dict[str, StoredFile]:
+        """key → last seen (size, mtime_ns, hash), for incremental reading.
 
-        A Core query on a plain connection (no Session, no ORM rows): a no-op sync of 100,000 files reads
-        every row, and this halves what that costs.
+        A Core query on a plain connection (no Session, no ORM rows), values as plain tuples (a frozen
+        dataclass each cost as much as the query): a no-op sync of 100,000 files reads every row.
         """
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(m.SourceItem.key, m.SourceItem.size, m.SourceItem.mtime_ns, m.SourceItem.raw_hash)
-                .join(m.Source, m.Source.id == m.SourceItem.source_id)
-                .where(m.Source.name == source)
-            )
-            states = {k: FileState(sz, mt, h) for k, sz, mt, h in rows}
+            source_id = conn.scalar(select(m.Source.id).where(m.Source.name == source))
+            if source_id is None:
+                return {}
+            # the driver's own cursor: no result-row objects for 100,000 rows of plain integers and strings
+            stmt = (select(m.SourceItem.key, m.SourceItem.size, m.SourceItem.mtime_ns, m.SourceItem.raw_hash)
+                    .where(m.SourceItem.source_id == source_id)).compile(dialect=conn.dialect)
+            params: Any = (stmt.params if conn.dialect.paramstyle in ("named", "pyformat")
+                           else [stmt.params[k] for k in stmt.positiontup or ()])
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(str(stmt), params)
+                states = {row[0]: (row[1], row[2], row[3]) for row in cursor.fetchall()}
+            finally:
+                cursor.close()
             conn.rollback()
             return states
 
@@ -703,6 +717,8 @@ class Repository:
                 if story.canonical_article_id == canonical.id and story.updated is not None:
                     shown = max(shown, story.updated)
                 story.canonical_article_id = canonical.id
+                if story.published != canonical.published:
+                    result.moved_from.add(story.published)
                 story.published = canonical.published
                 story.updated = shown
                 story.member_count = len(group)
@@ -745,6 +761,8 @@ class Repository:
         if story.canonical_article_id == canonical.id and story.updated is not None:
             shown = max(shown, story.updated)
         story.canonical_article_id = canonical.id
+        if story.published != canonical.published:
+            result.moved_from.add(story.published)
         story.published = canonical.published
         story.updated = shown
         story.member_count = len(members)
@@ -803,19 +821,8 @@ class Repository:
         if not slugs:
             return {}
         with self._session() as s:
-            rank = func.row_number().over(
-                partition_by=m.StoryTag.tag_id, order_by=(m.Story.published.desc(), m.Story.id)
-            ).label("rank")
-            ranked = (
-                select(m.Tag.slug, m.StoryTag.story_id, rank)
-                .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
-                .join(m.Story, m.Story.id == m.StoryTag.story_id)
-                .where(m.Tag.slug.in_(list(slugs)), m.Story.withdrawn.is_(False))
-                .subquery()
-            )
-            picked = s.execute(
-                select(ranked.c.slug, ranked.c.story_id).where(ranked.c.rank <= limit).order_by(ranked.c.slug, ranked.c.rank)
-            ).all()
+            tag_ids = {slug: tid for slug, tid in s.execute(select(m.Tag.slug, m.Tag.id).where(m.Tag.slug.in_(list(slugs))))}
+            picked = [(slug, sid) for slug in sorted(tag_ids) for sid in self._newest_of_tag(s, tag_ids[slug], limit)]
             ids = sorted({sid for _, sid in picked})
             by_id: dict[str, StoryEntry] = {}
             for start in range(0, len(ids), 500):
@@ -827,15 +834,32 @@ class Repository:
                     out[slug].append(by_id[sid])
             return out
 
+    @staticmethod
+    def _newest_of_tag(s: Session, tag_id: int, limit: int) -> list[str]:
+        """The ids of a tag's newest ``limit`` live stories, newest first.
+
+        Walks ``ix_story_tags_tag_published`` from the newest end and stops after ``limit`` rows, where ranking
+        the tag's stories (a window query) read all of them: 24,000 for the largest tag of 100,000 posts.
+        ``story_tags.published`` is the story's ``published`` (the repository writes them together)."""
+        return list(s.scalars(
+            select(m.StoryTag.story_id)
+            .join(m.Story, m.Story.id == m.StoryTag.story_id)
+            .where(m.StoryTag.tag_id == tag_id, _LIVE)
+            .order_by(m.StoryTag.published.desc(), m.StoryTag.story_id)
+            .limit(limit)
+        ))
+
     def _entries(self, s: Session, stories: Sequence[Any], base_url: str, *,
-                 content: bool = True) -> list[StoryEntry]:
+                 content: bool = True, ids_of: Select[Any] | None = None) -> list[StoryEntry]:
         """Feed entries of ``stories`` (rows of ``_STORY``), in their order.
 
         Plain column rows, not ORM objects (a full render makes 100,000 of these); the members' plain text,
-        the largest column, is never read, nor their HTML unless ``content``."""
+        the largest column, is never read, nor their HTML unless ``content``. ``ids_of``: a query of the
+        same stories' ids, used instead of listing thousands of ids in the members' and tags' queries (a
+        busy day's digest)."""
         if not stories:
             return []
-        ids = [st.id for st in stories]
+        ids: Select[Any] | list[str] = ids_of if ids_of is not None else [st.id for st in stories]
         members: dict[str, list[Any]] = {}
         for a in s.execute(
             select(*_MEMBER, *((m.Article.content_html,) if content else ()))
@@ -843,13 +867,17 @@ class Repository:
         ):
             members.setdefault(a.story_id, []).append(a)
         tags: dict[str, list[TagValue]] = {}
+        values: dict[tuple[str, str], TagValue] = {}  # one value per tag, not one per row
         for sid, name, slug in s.execute(
             select(m.StoryTag.story_id, m.Tag.name, m.Tag.slug)
             .join(m.Tag, m.Tag.id == m.StoryTag.tag_id)
             .where(m.StoryTag.story_id.in_(ids))
             .order_by(m.Tag.name)
         ):
-            tags.setdefault(sid, []).append(TagValue(name, slug))
+            tag = values.get((name, slug))
+            if tag is None:
+                tag = values[(name, slug)] = TagValue(name, slug)
+            tags.setdefault(sid, []).append(tag)
         out: list[StoryEntry] = []
         for st in stories:
             group = members.get(st.id, [])
@@ -1079,13 +1107,10 @@ class Repository:
 
         ``content=False``: entries without their HTML body (``content_html`` is ""), for the digests, which
         show titles, summaries and channels only: a day of thousands of stories loads much less."""
+        in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
         with self._session() as s:
-            stories = s.execute(
-                select(*_STORY)
-                .where(_LIVE, m.Story.published >= start, m.Story.published < end)
-                .order_by(m.Story.published.desc(), m.Story.id)
-            ).all()
-            return self._entries(s, stories, base_url, content=content)
+            stories = s.execute(select(*_STORY).where(*in_range).order_by(m.Story.published.desc(), m.Story.id)).all()
+            return self._entries(s, stories, base_url, content=content, ids_of=select(m.Story.id).where(*in_range))
 
     def story_stamps(self) -> list[tuple[str, datetime, datetime]]:
         """(story id, published, changed_at) of every live story: enough to tell which days changed.
@@ -1098,6 +1123,28 @@ class Repository:
                 select(m.Story.id, m.Story.published, m.Story.changed_at).where(m.Story.withdrawn.is_(False))
             )
             stamps = [(sid, pub, changed) for sid, pub, changed in rows]
+            conn.rollback()
+            return stamps
+
+    def stories_published(self, story_ids: Iterable[str]) -> list[datetime]:
+        """The ``published`` of these stories, withdrawn ones too: the days a sync's changes fall on."""
+        ids = sorted(set(story_ids))
+        out: list[datetime] = []
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, 500):
+                out.extend(conn.scalars(select(m.Story.published).where(m.Story.id.in_(list(chunk)))))
+            conn.rollback()
+        return out
+
+    def stamps_between(self, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        """(story id, changed_at) of the live stories published in ``[start, end)``: one day's fingerprint,
+        read through the ``published`` index instead of every story's stamps."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.Story.id, m.Story.changed_at)
+                .where(_LIVE, m.Story.published >= start, m.Story.published < end)
+            )
+            stamps = [(sid, changed) for sid, changed in rows]
             conn.rollback()
             return stamps
 
@@ -1125,6 +1172,16 @@ class Repository:
                 row.updated = max(clock.now(), newest, row.updated)
             s.flush()
             return _digest_state(row)
+
+    def invalidate_digests(self, days: Iterable[str]) -> None:
+        """Mark recorded days as changed (empty fingerprint; counts, dates and e-mail state kept): their stories
+        changed while digests were off, and the next refresh must look at them again."""
+        days = sorted(set(days))
+        if not days:
+            return
+        with self._session() as s, s.begin():
+            for chunk in _chunks(days, 500):
+                s.execute(update(m.DigestRecord).where(m.DigestRecord.day.in_(list(chunk))).values(fingerprint=""))
 
     def delete_digests(self, days: Iterable[str]) -> None:
         """Forget days that no longer have stories (their e-mail state goes with them only if never sent)."""

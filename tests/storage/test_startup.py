@@ -50,3 +50,18 @@ def test_the_render_package_loads_feedgen_and_jinja_only_when_used() -> None:
     assert "feedgen" not in loaded and "jinja2" not in loaded
     loaded = _modules_after("from syndicator.render import render_feed")
     assert "feedgen" in loaded
+
+
+def test_a_no_op_sync_imports_neither_renderers_nor_normalizer(tmp_path: Path, archive: Path) -> None:
+    from conftest import write_config
+
+    config = write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    run = (f"from syndicator.cli import main\n"
+           f"try:\n    main(['--config', {str(config)!r}, '-q', 'sync', '--no-progress'])\n"
+           f"except SystemExit as e:\n    assert not e.code, e.code\n")
+    first = _modules_after(run)  # the first sync stores and renders
+    assert "syndicator.normalize" in first and "syndicator.publish" in first
+    loaded = _modules_after(run)  # nothing changed since
+    unwanted = {"syndicator.normalize", "syndicator.parallel", "syndicator.publish", "syndicator.coordination",
+                "feedgen", "jinja2"}
+    assert not unwanted & loaded, unwanted & loaded

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,35 +67,8 @@ def make_engine(url: str) -> Engine:
         def _begin_immediate(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        if path and path != ":memory:":
-            _keep_wal_open(engine, path)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-
-
-def _keep_wal_open(engine: Engine, path: str) -> None:
-    """Hold one idle connection to the database file while ``engine`` lives.
-
-    Sessions get a new connection each (NullPool), and SQLite checkpoints the whole WAL into the database
-    and deletes it when the *last* connection to it closes: once per batch of a cold sync, each time with a
-    filesystem sync (a fifth of a cold sync's time on this project's machines). The keeper holds no
-    transaction, so it never blocks writers or checkpoints; the log is still checkpointed as it grows
-    (SQLite's auto-checkpoint) and when the engine is disposed or the process ends.
-    """
-    keeper: list[sqlite3.Connection] = []
-
-    @event.listens_for(engine, "connect")
-    def _open_keeper(_dbapi_connection: Any, _record: Any) -> None:
-        if keeper:
-            return
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the WAL and its index
-        keeper.append(conn)
-
-    @event.listens_for(engine, "engine_disposed")
-    def _close_keeper(_engine: Any) -> None:
-        while keeper:
-            keeper.pop().close()
 
 
 _REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:'([^']*)'|\"([^\"]*)\"|None)\s*$", re.M)

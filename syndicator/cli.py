@@ -444,7 +444,9 @@ def digest(obj: Ctx, day: str | None, email: bool) -> None:
             chosen = date_cls.fromisoformat(day)
         except ValueError:
             raise click.BadParameter(f"{day!r} is not a date (use YYYY-MM-DD)", param_hint="--date") from None
-    result = run_digest(settings, obj.repo, chosen, email)
+    # the front page and the digest feeds are the sync's and render's files too: take turns with them
+    with _writer_turn(settings, obj.repo, "digest"):
+        result = run_digest(settings, obj.repo, chosen, email)
     click.echo(result.summary())
 
 

@@ -56,3 +56,21 @@ def test_sync_gives_up_after_lock_wait_with_one_line(tmp_path: Path, archive: Pa
     assert result.exit_code == 1
     assert "error: gave up after 0.5s: another process is still syncing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_digest_takes_the_writers_turn(tmp_path: Path, archive: Path, db_url: str) -> None:
+    """`syndicator digest` rewrites the front page and the digest feeds: while a sync (or the service) holds the
+    writer's turn it waits like `render`, so an older front page never lands over a newer one."""
+    cfg = _config(tmp_path, archive, db_url, "0.5s")
+    sync = CliRunner().invoke(main, ["--config", str(cfg), "sync"], catch_exceptions=False)
+    assert sync.exit_code == 0, sync.stderr
+    proc = _holder(db_url, 60)
+    try:
+        result = CliRunner().invoke(main, ["--config", str(cfg), "digest"], catch_exceptions=False)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert result.exit_code == 1
+    assert "error: gave up after 0.5s: another process is still syncing" in result.stderr
+    again = CliRunner().invoke(main, ["--config", str(cfg), "digest"], catch_exceptions=False)
+    assert again.exit_code == 0, again.stderr

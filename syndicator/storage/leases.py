@@ -111,8 +111,9 @@ class Leases:
         if not rows:
             return 0
         ins = (postgresql.insert if self._pg else sqlite.insert)(m.Lease)
-        stmt = ins.on_conflict_do_nothing(index_elements=["kind", "key"])
-        return self._write(lambda s: _rowcount(s.connection().execute(stmt, rows)), kind)
+        # RETURNING counts the rows made: the rowcount of a many-row INSERT … ON CONFLICT is -1 on PostgreSQL
+        stmt = ins.on_conflict_do_nothing(index_elements=["kind", "key"]).returning(m.Lease.key)
+        return self._write(lambda s: len(s.connection().execute(stmt, rows).all()), kind)
 
     def request(self, kind: str, keys: Iterable[str], at: datetime | None = None, *, s: Session | None = None) -> None:
         """Ask for the work on ``keys`` to be done (again) at ``at`` (now): bumps ``seq``, keeps an earlier due time.

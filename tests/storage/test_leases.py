@@ -22,8 +22,8 @@ def test_claim_complete_and_reschedule(db_url: str) -> None:
     a = Leases(engine, "host-a:1", ttl=30)
     b = Leases(engine, "host-b:2", ttl=30)
     now = a.now()
-    a.ensure(POLL, ["s1", "s2"], now - timedelta(seconds=1))
-    a.ensure(POLL, ["s1"], now + timedelta(hours=1))  # an existing row keeps its schedule
+    assert a.ensure(POLL, ["s1", "s2"], now - timedelta(seconds=1)) == 2
+    assert a.ensure(POLL, ["s1"], now + timedelta(hours=1)) == 0  # an existing row keeps its schedule
     first = a.claim(POLL, limit=1)
     assert [x.key for x in first] == ["s1"] and first[0].attempts == 1 and first[0].previous_holder is None
     second = b.claim(POLL, limit=5)

@@ -25,6 +25,7 @@ from .render.site import (
     tag_page_path,
 )
 from .render.write import attach_store, attached_store, batched, prune, remove, write_if_changed
+from .rendered import RENDERED_DIR, rendered_mark
 from .storage.repo import Repository, TagInfo
 from .types import FeedSpec, SiteInfo, StoryEntry, Tag, TagSummary
 
@@ -120,18 +121,33 @@ def _index(settings: Settings, repo: Repository, tags: list[TagInfo], specs: lis
 
 
 def publish(settings: Settings, repo: Repository, changes: Changes | None = None) -> int:
-    """Write the outputs a set of changes touched (everything when ``changes`` is None); returns files written."""
+    """Write the outputs a set of changes touched (everything when ``changes`` is None); returns files written.
+
+    Everything, too, when the outputs were rendered with other settings (``render_settings``): a changed
+    ``site.base_url`` or title must not stay in the files of every story that did not change.
+    """
     out: Path = settings.output.dir
     attach_output_store(settings, repo)
     out.mkdir(parents=True, exist_ok=True)
-    if changes is not None and not changes and _outputs_exist(out):
+    mark, mark_data = rendered_mark(settings)
+    current = _outputs_exist(out) and _output_exists(out, mark)
+    if changes is not None and not changes and current:
         return 0
-    if changes is not None and not _outputs_exist(out):
+    if changes is not None and not current:
+        if _outputs_exist(out):
+            log.info("the outputs were rendered with other settings (site, output, digest) or another version: "
+                     "rendering everything")
         changes = None  # a fresh output folder gets everything
     if changes is None:
         with batched(out):  # thousands of files: two filesystem syncs per 2,000, not two fsyncs each
-            return _publish(settings, repo, None)
+            written = _publish(settings, repo, None)
+        # recorded last: a full render that did not finish is done again by the next sync
+        write_if_changed(out, mark, mark_data)
+        prune(out, {mark}, RENDERED_DIR)
+        return written
     return _publish(settings, repo, changes)
+
+
 
 
 def _publish(settings: Settings, repo: Repository, changes: Changes | None) -> int:
@@ -209,11 +225,15 @@ def attach_output_store(settings: Settings, repo: Repository) -> None:
 
 def _outputs_exist(out: Path) -> bool:
     """Whether outputs were published before (else a sync publishes everything): in the folder and the store."""
+    return _output_exists(out, "index.html")
+
+
+def _output_exists(out: Path, relpath: str) -> bool:
     attached = attached_store(out)
     if attached is None:
-        return (out / "index.html").exists()
+        return (out / relpath).exists()
     store, files = attached
-    return _stored(store, "index.html") and (not files or (out / "index.html").exists())
+    return _stored(store, relpath) and (not files or (out / relpath).exists())
 
 
 def _stored(store: object, relpath: str) -> bool:

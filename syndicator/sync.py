@@ -204,7 +204,7 @@ def sync(
         )
     if render:
         everything = full or (pending is not None and pending.recovering)
-        if everything or changes or not (settings.output.dir / "index.html").exists():
+        if everything or changes or not all((settings.output.dir / f).exists() for f in _rendered(settings)):
             from .publish import publish  # imported only when there is something to write
 
             report.feeds_written = publish(settings, repo, changes=None if everything else changes)
@@ -212,3 +212,10 @@ def sync(
             pending.finish()
     report.seconds = time.monotonic() - started
     return report, changes
+
+
+def _rendered(settings: Settings) -> tuple[str, str]:
+    """Files whose presence says the outputs are complete and rendered with the current settings."""
+    from .rendered import rendered_mark
+
+    return "index.html", rendered_mark(settings)[0]

@@ -63,6 +63,9 @@ def test_web_node_answers_like_the_file_server(published: tuple[Path, DbOutputSt
     files, db = StaticApp(out), StoredApp(store)
     paths = ["/", *(f"/{p}" for p in sorted(store.all_etags()))]
     for path in paths:
+        if path.startswith("/.syndicator/"):  # the settings of the last full render: internal, served by neither
+            assert call(files, path)[0] == call(db, path)[0] == "404 Not Found", path
+            continue
         for method, headers in (("GET", {}), ("HEAD", {}), ("GET", {"accept_encoding": "gzip"})):
             a, b = call(files, path, method, **headers), call(db, path, method, **headers)
             assert a[0] == b[0] == "200 OK", path

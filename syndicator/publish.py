@@ -25,7 +25,7 @@ from .render.site import (
     tag_page_path,
 )
 from .render.write import attach_store, attached_store, batched, prune, remove, write_if_changed
-from .rendered import RENDERED_DIR, rendered_mark
+from .rendered import RENDERED_DIR, published_files, render_settings
 from .storage.repo import Repository, TagInfo
 from .types import FeedSpec, SiteInfo, StoryEntry, Tag, TagSummary
 
@@ -129,12 +129,13 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     out: Path = settings.output.dir
     attach_output_store(settings, repo)
     out.mkdir(parents=True, exist_ok=True)
-    mark, mark_data = rendered_mark(settings)
-    current = _outputs_exist(out) and _output_exists(out, mark)
+    front, mark = published_files(settings)
+    published = _output_exists(out, front)  # outputs were published before (else everything is written)
+    current = published and _output_exists(out, mark)
     if changes is not None and not changes and current:
         return 0
     if changes is not None and not current:
-        if _outputs_exist(out):
+        if published:
             log.info("the outputs were rendered with other settings (site, output, digest) or another version: "
                      "rendering everything")
         changes = None  # a fresh output folder gets everything
@@ -142,7 +143,7 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
         with batched(out):  # thousands of files: two filesystem syncs per 2,000, not two fsyncs each
             written = _publish(settings, repo, None)
         # recorded last: a full render that did not finish is done again by the next sync
-        write_if_changed(out, mark, mark_data)
+        write_if_changed(out, mark, render_settings(settings))
         prune(out, {mark}, RENDERED_DIR)
         return written
     return _publish(settings, repo, changes)
@@ -223,12 +224,8 @@ def attach_output_store(settings: Settings, repo: Repository) -> None:
             attach_store(settings.output.dir, DbOutputStore(repo.engine), files=settings.output.files)
 
 
-def _outputs_exist(out: Path) -> bool:
-    """Whether outputs were published before (else a sync publishes everything): in the folder and the store."""
-    return _output_exists(out, "index.html")
-
-
 def _output_exists(out: Path, relpath: str) -> bool:
+    """Whether an output is there: in the folder, and in the store when one is attached."""
     attached = attached_store(out)
     if attached is None:
         return (out / relpath).exists()

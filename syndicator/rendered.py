@@ -33,7 +33,13 @@ def render_settings(settings: Settings) -> bytes:
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
 
-def rendered_mark(settings: Settings) -> tuple[str, bytes]:
-    """The marker file of a full render with these settings (its name carries their hash) and its bytes."""
-    data = render_settings(settings)
-    return f"{RENDERED_DIR}/rendered-{hashlib.sha256(data).hexdigest()[:16]}.json", data
+def rendered_mark(settings: Settings) -> str:
+    """The marker file of a full render with these settings: its name carries their hash, its bytes are
+    ``render_settings``."""
+    return f"{RENDERED_DIR}/rendered-{hashlib.sha256(render_settings(settings)).hexdigest()[:16]}.json"
+
+
+def published_files(settings: Settings) -> tuple[str, str]:
+    """The outputs whose presence says everything was published, with the current settings: the front page
+    (written by every publish) and the marker of the last full render."""
+    return "index.html", rendered_mark(settings)

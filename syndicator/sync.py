@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from . import clock, limits, recovery
 from .config import Settings, SourceSettings
 from .errors import Interrupted, SourceError, SyndicatorError
+from .rendered import published_files
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
 from .types import SourceReport, SyncReport
@@ -204,7 +205,7 @@ def sync(
         )
     if render:
         everything = full or (pending is not None and pending.recovering)
-        if everything or changes or not all((settings.output.dir / f).exists() for f in _rendered(settings)):
+        if everything or changes or not all((settings.output.dir / f).exists() for f in published_files(settings)):
             from .publish import publish  # imported only when there is something to write
 
             report.feeds_written = publish(settings, repo, changes=None if everything else changes)
@@ -213,9 +214,3 @@ def sync(
     report.seconds = time.monotonic() - started
     return report, changes
 
-
-def _rendered(settings: Settings) -> tuple[str, str]:
-    """Files whose presence says the outputs are complete and rendered with the current settings."""
-    from .rendered import rendered_mark
-
-    return "index.html", rendered_mark(settings)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -11,7 +12,7 @@ from conftest import REPO, write_config
 from syndicator.cli import main
 
 sys.path.insert(0, str(REPO))  # the benchmark's archive generator: seed-shaped posts with many tags
-from bench.generate import Generator
+from bench.generate import Generator, Post
 
 
 def run(config: Path, *args: str) -> str:
@@ -20,22 +21,27 @@ def run(config: Path, *args: str) -> str:
     return result.stdout
 
 
+def archive_of(tmp_path: Path, posts: Iterable[Post]) -> Path:
+    """An archive folder holding ``posts`` (generated, seed-shaped)."""
+    archive = tmp_path / "posts"
+    archive.mkdir(exist_ok=True)
+    for post in posts:
+        (archive / post.name).write_bytes(post.data)
+    return archive
+
+
 def contents(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_incremental_sync_equals_full_render(tmp_path: Path) -> None:
-    archive = tmp_path / "posts"
-    archive.mkdir()
     posts = list(Generator(5, tags=12).posts(60))
-    for post in posts[:50]:
-        (archive / post.name).write_bytes(post.data)
+    archive = archive_of(tmp_path, posts[:50])
     config = write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     feeds = tmp_path / "feeds"
     run(config, "sync")
     # new posts, an edited one and a deleted one: each sync renders only the tags it touched
-    for post in posts[50:]:
-        (archive / post.name).write_bytes(post.data)
+    archive_of(tmp_path, posts[50:])
     run(config, "sync")
     edited = archive / posts[3].name
     edited.write_bytes(edited.read_bytes().replace(b"title: ", "title: 改".encode(), 1))

@@ -11,17 +11,14 @@ from conftest import REPO, write_config
 from syndicator.storage.repo import Repository
 
 sys.path.insert(0, str(REPO))
-from test_publish import run  # the same CLI runner
+from test_publish import archive_of, run  # the same CLI runner and archive
 
 from bench.generate import Generator
 
 
 def test_incremental_sync_loads_only_changed_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    archive = tmp_path / "posts"
-    archive.mkdir()
     posts = list(Generator(5, tags=30).posts(40))
-    for post in posts[:39]:
-        (archive / post.name).write_bytes(post.data)
+    archive = archive_of(tmp_path, posts[:39])
     config = write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     run(config, "sync")
     asked: list[str] = []

@@ -6,16 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import write_config
-from test_publish import contents, run
+from test_publish import archive_of, contents, run
 
 from bench.generate import Generator
 
 
 def test_a_changed_site_setting_re_renders_every_output_once(tmp_path: Path) -> None:
-    archive = tmp_path / "posts"
-    archive.mkdir()
-    for post in Generator(9, tags=6).posts(20):
-        (archive / post.name).write_bytes(post.data)
+    archive = archive_of(tmp_path, Generator(9, tags=6).posts(20))
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     feeds = tmp_path / "feeds"
     config = write_config(tmp_path, archive, db_url=db, site={"title": "早报", "base_url": "https://a.example/"})

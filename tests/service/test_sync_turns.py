@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from conftest import write_config
 
 from syndicator.cli import main
@@ -45,14 +45,19 @@ def test_sync_waits_for_the_writer_then_runs(tmp_path: Path, archive: Path, db_u
     assert "sync: sources=1 new=1" in result.stdout
 
 
-def test_sync_gives_up_after_lock_wait_with_one_line(tmp_path: Path, archive: Path, db_url: str) -> None:
-    cfg = _config(tmp_path, archive, db_url, "0.5s")
+def _while_held(cfg: Path, db_url: str, command: str) -> Result:
+    """Run ``command`` while another process holds the writer's turn for longer than it will wait."""
     proc = _holder(db_url, 60)
     try:
-        result = CliRunner().invoke(main, ["--config", str(cfg), "sync"], catch_exceptions=False)
+        return CliRunner().invoke(main, ["--config", str(cfg), command], catch_exceptions=False)
     finally:
         proc.kill()
         proc.wait(30)
+
+
+def test_sync_gives_up_after_lock_wait_with_one_line(tmp_path: Path, archive: Path, db_url: str) -> None:
+    cfg = _config(tmp_path, archive, db_url, "0.5s")
+    result = _while_held(cfg, db_url, "sync")
     assert result.exit_code == 1
     assert "error: gave up after 0.5s: another process is still syncing" in result.stderr
     assert "Traceback" not in result.stderr
@@ -64,12 +69,7 @@ def test_digest_takes_the_writers_turn(tmp_path: Path, archive: Path, db_url: st
     cfg = _config(tmp_path, archive, db_url, "0.5s")
     sync = CliRunner().invoke(main, ["--config", str(cfg), "sync"], catch_exceptions=False)
     assert sync.exit_code == 0, sync.stderr
-    proc = _holder(db_url, 60)
-    try:
-        result = CliRunner().invoke(main, ["--config", str(cfg), "digest"], catch_exceptions=False)
-    finally:
-        proc.kill()
-        proc.wait(30)
+    result = _while_held(cfg, db_url, "digest")
     assert result.exit_code == 1
     assert "error: gave up after 0.5s: another process is still syncing" in result.stderr
     again = CliRunner().invoke(main, ["--config", str(cfg), "digest"], catch_exceptions=False)

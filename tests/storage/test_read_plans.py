@@ -3,33 +3,49 @@ matches nearly every story: "the newest 50" would sort the whole table). Checked
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from syndicator.storage.engine import open_database
 from syndicator.storage.repo import Repository
 
 
+def _reads_stories(statement: str) -> bool:
+    return statement.lstrip().upper().startswith("SELECT") and "FROM stories" in statement
+
+
+@contextlib.contextmanager
+def _statements(engine: Engine, wanted: Callable[[str], bool] = _reads_stories) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (and parameters) run inside the block that ``wanted`` picks, to EXPLAIN afterwards."""
+    seen: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if wanted(statement):
+            seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+
+
 def test_newest_stories_and_day_ranges_do_not_scan_by_withdrawn(tmp_path: Path) -> None:
     engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     repo = Repository(engine)
-    seen: list[tuple[str, Any]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM stories" in statement:
-            seen.append((statement, params))
-
-    repo.feed_entries(None, 50, "http://x/")
-    repo.feed_entries("some-tag", 50, "http://x/")
-    repo.stories_published_between(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC), "http://x/")
-    repo.all_story_ids()
-    repo.stamps_between(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))  # one digest day
-    repo.stories_published(["a", "b"])
-    event.remove(engine, "before_cursor_execute", grab)
+    with _statements(engine) as seen:
+        repo.feed_entries(None, 50, "http://x/")
+        repo.feed_entries("some-tag", 50, "http://x/")
+        repo.stories_published_between(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC),
+                                       "http://x/")
+        repo.all_story_ids()
+        repo.stamps_between(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))  # one digest day
+        repo.stories_published(["a", "b"])
     assert len(seen) >= 6
     with engine.connect() as conn:
         for statement, params in seen:
@@ -42,15 +58,8 @@ def test_one_digest_day_reads_its_range_only(tmp_path: Path) -> None:
     """A sync's digest days are read through the ``published`` index, not by scanning every story."""
     engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     repo = Repository(engine)
-    seen: list[tuple[str, Any]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM stories" in statement:
-            seen.append((statement, params))
-
-    repo.stamps_between(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))
-    event.remove(engine, "before_cursor_execute", grab)
+    with _statements(engine) as seen:
+        repo.stamps_between(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC))
     with engine.connect() as conn:
         (statement, params), = seen
         plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
@@ -62,17 +71,10 @@ def test_a_tags_newest_stories_stop_at_the_limit(tmp_path: Path) -> None:
     are sorted by story id on the side), instead of ranking every story of the tag."""
     engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     repo = Repository(engine)
-    seen: list[tuple[str, Any]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        if "FROM story_tags" in statement and "LIMIT" in statement:
-            seen.append((statement, params))
-
     with engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO tags (id, name, slug) VALUES (1, 't', 't')")
-    repo.feed_entries_many(["t"], 50, "http://x/")
-    event.remove(engine, "before_cursor_execute", grab)
+    with _statements(engine, lambda statement: "FROM story_tags" in statement and "LIMIT" in statement) as seen:
+        repo.feed_entries_many(["t"], 50, "http://x/")
     with engine.connect() as conn:
         (statement, params), = seen
         plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))

@@ -24,6 +24,7 @@ from .render.digest import (
     day_bounds,
     digest_body,
     digest_path,
+    digest_sections,
     digest_title,
     feed_item,
     fingerprint,
@@ -93,8 +94,9 @@ def _day_stamps(settings: Settings, repo: Repository) -> dict[date, list[tuple[s
 def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: str) -> Digest:
     """A day's digest from the database; records its fingerprint (``updated`` moves only on change)."""
     start, end = day_bounds(day, settings.site.timezone)
-    entries = repo.stories_published_between(start, end, site.base_url, content=False)  # digests show no bodies
-    newest = max((max(as_utc(e.updated), as_utc(e.published)) for e in entries), default=EPOCH)
+    entries = repo.day_entries(start, end, site.base_url)  # digests show no bodies
+    # as_utc once, of the latest: it is monotonic, and the database's dates are all aware
+    newest = as_utc(max((max(e.updated, e.published) for e in entries), default=EPOCH))
     state = repo.save_digest(day.isoformat(), fp, len(entries), newest)
     return build_digest(day, entries, options(settings), state.updated)
 
@@ -177,14 +179,15 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
 
     def write_page(day: date, md: bool = False) -> int:
         digest = _load(settings, repo, site, day, prints[day])
-        body = digest_body(site, digest)
+        sections = digest_sections(site, digest)
+        body = digest_body(site, digest, sections)
         if day in latest:
             loaded[day] = feed_item(site, digest, body)
         prev, nxt = neighbours[day]
         n: int = write_if_changed(out, digest_path(day),
                                   render_digest_html(site, digest, previous=prev, following=nxt, body=body))
         if md:
-            n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest))
+            n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest, sections))
         return n
 
     for day in changed:

@@ -86,12 +86,8 @@ def channels(entry: StoryEntry) -> tuple[str, ...]:
     return tuple(dict.fromkeys(clean_xml_text(x).strip() for x in labels if clean_xml_text(x).strip()))
 
 
-def _rank_key(entry: StoryEntry) -> tuple[int, float, str]:
-    return (-max(1, len(channels(entry))), -as_utc(entry.published).timestamp(), entry.story_id)
-
-
-def _newest_first(entries: Iterable[StoryEntry]) -> list[StoryEntry]:
-    return sorted(entries, key=lambda e: (-as_utc(e.published).timestamp(), e.story_id))
+def _rank_key(entry: StoryEntry, channel_count: int) -> tuple[int, float, str]:
+    return (-max(1, channel_count), -as_utc(entry.published).timestamp(), entry.story_id)
 
 
 def _tag_order(entries: Sequence[StoryEntry], options: DigestOptions) -> list[Tag]:
@@ -114,8 +110,10 @@ def _tag_order(entries: Sequence[StoryEntry], options: DigestOptions) -> list[Ta
 def build_digest(day: date, entries: Iterable[StoryEntry], options: DigestOptions, updated: datetime) -> Digest:
     """Group a day's stories; each story lands in exactly one section."""
     stories = sort_entries(entries)  # one entry per story id
-    carried = [e for e in stories if len(channels(e)) >= options.top_min_channels]
-    top = sorted(carried, key=_rank_key)[: options.top_stories]
+    # a story of one article has at most one channel: most of a busy day, skipped without counting
+    carried = [(e, n) for e in stories if (e.also_in or options.top_min_channels <= 1)
+               and (n := len(channels(e))) >= options.top_min_channels]
+    top = [e for e, _ in sorted(carried, key=lambda c: _rank_key(*c))][: options.top_stories]
     top_ids = {e.story_id for e in top}
     rest = [e for e in stories if e.story_id not in top_ids]
     order = _tag_order(rest, options)
@@ -133,9 +131,9 @@ def build_digest(day: date, entries: Iterable[StoryEntry], options: DigestOption
         sections.append(DigestSection(TOP_TITLE, tuple(top), top=True))
 
     def cut(title: str, members: list[StoryEntry], tag: Tag | None) -> DigestSection:
-        ordered = _newest_first(members)
-        kept = ordered[: options.max_per_tag]
-        return DigestSection(title, tuple(kept), tag=tag, more=len(ordered) - len(kept))
+        # members keep the order of ``stories`` (newest first, then story id): no sort needed
+        kept = members[: options.max_per_tag]
+        return DigestSection(title, tuple(kept), tag=tag, more=len(members) - len(kept))
 
     for i, tag in enumerate(order):
         if groups.get(i):
@@ -188,7 +186,9 @@ def _anchor(sec: DigestSection) -> str:
     return "top" if sec.top else (f"tag-{sec.tag.slug}" if sec.tag else "untagged")
 
 
-def _sections(site: SiteInfo, digest: Digest) -> list[dict[str, object]]:
+def digest_sections(site: SiteInfo, digest: Digest) -> list[dict[str, object]]:
+    """The sections as the templates show them; the page, its feed entry and its Markdown take the same (make
+    them once for all three: on a busy day each costs as much as rendering)."""
     return [
         {
             "title": clean_xml_text(sec.title).strip(),
@@ -202,10 +202,11 @@ def _sections(site: SiteInfo, digest: Digest) -> list[dict[str, object]]:
     ]
 
 
-def digest_body(site: SiteInfo, digest: Digest) -> str:
+def digest_body(site: SiteInfo, digest: Digest, sections: list[dict[str, object]] | None = None) -> str:
     """The grouped stories as HTML: the middle of the day's page and its feed entry's content (render it
     once and hand it to both: a busy day's body is most of what they cost)."""
-    return render_page("digest_body.html", site=site, sections=_sections(site, digest)).decode("utf-8")
+    shown = digest_sections(site, digest) if sections is None else sections
+    return render_page("digest_body.html", site=site, sections=shown).decode("utf-8")
 
 
 def feed_item(site: SiteInfo, digest: Digest, body: str | None = None) -> DigestFeedItem:
@@ -222,7 +223,6 @@ def render_digest_html(
     ``absolute``: every link is a full URL (for the e-mail, which is read away from the site). ``body``:
     the day's ``digest_body`` when the caller rendered it already."""
     tz = zone(site.timezone)
-    sections = _sections(site, digest)
     here = f"{site.base_url}{DIGEST_DIR}/" if absolute else ""
     return render_page(
         "digest.html",
@@ -234,8 +234,7 @@ def render_digest_html(
         count=digest.count,
         updated=as_utc(digest.updated).astimezone(tz).strftime("%Y-%m-%d %H:%M"),
         updated_iso=as_utc(digest.updated).isoformat(),
-        body=Markup(render_page("digest_body.html", site=site, sections=sections).decode("utf-8")
-                    if body is None else body),
+        body=Markup(digest_body(site, digest) if body is None else body),
         previous=f"{here}{previous.isoformat()}.html" if previous else "",
         following=f"{here}{following.isoformat()}.html" if following else "",
         discovery=digest_discovery(site),
@@ -252,10 +251,10 @@ def _md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
-def render_digest_markdown(site: SiteInfo, digest: Digest) -> bytes:
+def render_digest_markdown(site: SiteInfo, digest: Digest, sections: list[dict[str, object]] | None = None) -> bytes:
     """``digest/YYYY-MM-DD.md``: the same digest as plain Markdown (also the e-mail's text part)."""
     lines = [f"# {_md(digest_title(site, digest))}", ""]
-    for sec in _sections(site, digest):
+    for sec in digest_sections(site, digest) if sections is None else sections:
         lines.append(f"## {_md(str(sec['title']))}")
         lines.append("")
         for item in sec["items"]:  # type: ignore[attr-defined]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -35,6 +37,9 @@ _STORY = (m.Story.id, m.Story.canonical_article_id, m.Story.published, m.Story.u
 _MEMBER = (m.Article.id, m.Article.story_id, m.Article.title, m.Article.link, m.Article.author, m.Article.summary,
            m.Article.channel, m.Article.publisher, m.Article.source_id)
 T = TypeVar("T")
+#: The day cache (``Repository.remember_busy_days``) keeps days of at least this many stories, this many days.
+BUSY_DAY = 500
+BUSY_DAYS_KEPT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +133,16 @@ class Repository:
         self.thresholds = thresholds or dedup.Thresholds()
         # called inside each save_batch transaction, before commit (scale-out: render requests commit with it)
         self.batch_hooks: list[Callable[[Session, BatchResult], None]] = []
+        # (start, end, base_url) → story id → (changed_at, entry); None: off (see remember_busy_days)
+        self._days: OrderedDict[tuple[datetime, datetime, str], dict[str, tuple[datetime, StoryEntry]]] | None = None
+        self._days_lock = threading.Lock()
+
+    def remember_busy_days(self) -> None:
+        """Keep the digest entries of busy days between ``day_entries`` calls (for a long-running process).
+
+        The service re-renders today's digest page after every change; on a day of thousands of stories,
+        loading them again is most of that. Off by default: a one-shot command loads each day once."""
+        self._days = OrderedDict()
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
@@ -1111,6 +1126,46 @@ class Repository:
         with self._session() as s:
             stories = s.execute(select(*_STORY).where(*in_range).order_by(m.Story.published.desc(), m.Story.id)).all()
             return self._entries(s, stories, base_url, content=content, ids_of=select(m.Story.id).where(*in_range))
+
+    def day_entries(self, start: datetime, end: datetime, base_url: str) -> list[StoryEntry]:
+        """``stories_published_between(start, end, base_url, content=False)``: a digest day's entries.
+
+        With ``remember_busy_days``, a busy day's entries are kept with their story's ``changed_at``, and the
+        next call reads the day's (story, stamp) rows and loads only the stories whose stamp moved. Every
+        write that changes what an entry shows (its members, their titles, links, channels, tags, dates)
+        moves the stamp: the digests' day fingerprints rely on the same rule."""
+        if self._days is None:
+            return self.stories_published_between(start, end, base_url, content=False)
+        key = (start, end, base_url)
+        in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
+        with self._session() as s:  # one transaction: the stamps and the entries loaded are one snapshot
+            # (id, stamp) as plain tuples: on a busy day this is the one query that reads every story's row
+            stamps = {sid: changed for sid, changed in
+                      s.connection().execute(select(m.Story.id, m.Story.changed_at).where(*in_range))}
+            with self._days_lock:
+                kept = self._days.pop(key, {})
+            stale = [sid for sid, changed in stamps.items() if (k := kept.get(sid)) is None or k[0] != changed]
+            if len(stale) > len(stamps) // 4:  # mostly new: the whole day in one query, as without the cache
+                kept = {}
+                entries = self._entries(s, s.execute(select(*_STORY).where(*in_range)
+                                                     .order_by(m.Story.published.desc(), m.Story.id)).all(),
+                                        base_url, content=False, ids_of=select(m.Story.id).where(*in_range))
+            else:
+                rows = s.execute(select(*_STORY).where(m.Story.id.in_(stale))).all() if stale else []
+                # a story without a live member has no entry (as in ``_entries``)
+                entries = self._entries(s, rows, base_url, content=False)
+                fresh = {e.story_id for e in entries}
+                entries.extend(e for sid, (_, e) in kept.items() if sid not in fresh and sid in stamps
+                               and stamps[sid] == kept[sid][0])
+                # the order of ``stories_published_between``: published (newest first), then story id
+                entries.sort(key=lambda e: e.story_id)
+                entries.sort(key=lambda e: e.published, reverse=True)
+        if len(stamps) >= BUSY_DAY:
+            with self._days_lock:
+                self._days[key] = {e.story_id: (stamps[e.story_id], e) for e in entries}
+                while len(self._days) > BUSY_DAYS_KEPT:
+                    self._days.popitem(last=False)
+        return entries
 
     def story_stamps(self) -> list[tuple[str, datetime, datetime]]:
         """(story id, published, changed_at) of every live story: enough to tell which days changed.

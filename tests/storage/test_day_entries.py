@@ -1,0 +1,75 @@
+"""A long-running process keeps a busy day's digest entries (``Repository.remember_busy_days``): after any
+change, ``day_entries`` equals a fresh load, and the stories that did not change are not loaded again."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from test_digest import DAY, article, local, save
+
+from syndicator.render.digest import day_bounds
+from syndicator.storage import repo as repo_mod
+from syndicator.storage.engine import open_database
+from syndicator.storage.repo import Repository
+
+BASE = "http://news.example.org/"
+BOUNDS = day_bounds(DAY, "Asia/Shanghai")
+
+
+@pytest.fixture
+def repos(db_url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Repository, Repository]:
+    monkeypatch.setattr(repo_mod, "BUSY_DAY", 5)  # a "busy" day of a handful of stories
+    engine = open_database(db_url)
+    cached, plain = Repository(engine), Repository(engine)
+    cached.remember_busy_days()
+    for name in ("s", "t"):
+        plain.ensure_source(name, "archive", f"/{name}")
+    return cached, plain
+
+
+def _same(cached: Repository, plain: Repository, *bounds: tuple) -> None:
+    for start, end in bounds or (BOUNDS,):
+        assert cached.day_entries(start, end, BASE) == plain.stories_published_between(start, end, BASE, content=False)
+
+
+def test_busy_day_entries_follow_every_change(repos: tuple[Repository, Repository]) -> None:
+    cached, plain = repos
+    posts = [article(f"k{i:02d}", local(DAY, 8, i * 3), body=f"第{i}篇的正文，各不相同：{i * 37}。",
+                     tags=("甲",) if i % 2 else ("甲", "乙")) for i in range(12)]
+    save(plain, "s", *posts)
+    first = cached.day_entries(*BOUNDS, BASE)
+    assert len(first) == 12
+    again = cached.day_entries(*BOUNDS, BASE)
+    assert again == first and all(a is b for a, b in zip(again, first, strict=True))  # nothing loaded again
+
+    save(plain, "s", replace(posts[3], title="改过的标题"))  # an edited headline
+    _same(cached, plain)
+    kept = {e.story_id: e for e in cached.day_entries(*BOUNDS, BASE)}
+    assert sum(e is kept.get(e.story_id) for e in first) == 11  # only the edited story was loaded again
+
+    save(plain, "t", replace(posts[5], source="t", key="r05", id="r05", channel="四川频道"))  # a re-post
+    _same(cached, plain)
+    assert any(e.also_in for e in cached.day_entries(*BOUNDS, BASE))
+    save(plain, "s", replace(posts[6], tags=("丙",)))  # re-tagged
+    _same(cached, plain)
+    save(plain, "s", article("k99", local(DAY, 20, 0), body="新来的一篇。"))  # a new story
+    _same(cached, plain)
+    plain.save_batch("s", [], deleted=["k07"])  # withdrawn
+    _same(cached, plain)
+    plain.save_batch("s", [], deleted=["k05"])  # the re-posted story loses its first article
+    _same(cached, plain)
+    next_day = day_bounds(DAY + timedelta(days=1), "Asia/Shanghai")
+    save(plain, "s", replace(posts[8], published=local(DAY + timedelta(days=1), 9, 0)))  # moved to the next day
+    _same(cached, plain, BOUNDS, next_day)
+    assert len(cached.day_entries(*BOUNDS, BASE)) == 11  # 12 + 1 new - 1 withdrawn - 1 moved
+
+
+def test_off_by_default_and_quiet_days_are_not_kept(repos: tuple[Repository, Repository]) -> None:
+    cached, plain = repos
+    save(plain, "s", *(article(f"q{i}", local(DAY, 9, i), body=f"安静的一天：{i}。") for i in range(3)))
+    first = cached.day_entries(*BOUNDS, BASE)
+    assert len(first) == 3
+    assert not any(a is b for a, b in zip(cached.day_entries(*BOUNDS, BASE), first, strict=True))  # < BUSY_DAY
+    assert plain.day_entries(*BOUNDS, BASE) == first  # without remember_busy_days: a plain load

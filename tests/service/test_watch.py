@@ -167,3 +167,28 @@ def test_running_service_shows_new_edited_and_deleted_posts_at_once(tmp_path: Pa
     text = svc.text()
     assert "watching 1 archive folder(s) for changes: seed-archive" in text
     assert "Traceback" not in text
+
+
+def test_a_post_polled_half_written_is_stored_whole_after_its_close(tmp_path: Path) -> None:
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    write_post(posts, 1)
+    cfg = write_config(tmp_path, posts, schedule={"tick": "1s", "jitter": 0, "watch_delay": "0s"})
+    settings = load(cfg)
+    ticker = Ticker(settings, Repository(open_database(settings.database.url)), threading.Event())
+    ticker.prepare()
+    ticker.tick()
+    write_post(posts, 2)
+    whole = (posts / "00002.md").read_bytes()
+    with (posts / "00002.md").open("wb") as fh:  # the created event's poll comes while the writer is halfway
+        fh.write(whole[: len(whole) // 3])
+        fh.flush()
+        ticker.hint("seed-archive", "00002.md")
+        ticker.tick()
+        fh.write(whole[len(whole) // 3 :])
+    ticker.hint("seed-archive", "00002.md")  # the close
+    ticker.tick()
+    articles = {a["source_path"]: a for a in ticker.repo.iter_articles()}
+    assert "第2号测试新闻" in str(articles["00002.md"]["title"])
+    assert ticker.repo.file_states("seed-archive")["00002.md"][0] == len(whole)
+    assert "第4段" in str(articles["00002.md"]["content_text"])  # the last paragraph: the final bytes

@@ -72,7 +72,7 @@ def _watch(ticker: Ticker) -> Watcher | None:
     folders = {s.name: s.path for s in ticker.sources if s.watched and s.path is not None}
     if not folders:
         return None
-    from . import watch  # imports watchdog: only when some folder is watched
+    from . import parallel, watch  # noqa: F401  (parallel: the normalizer, so the first change does not wait for it)
 
     return watch.start(folders, ticker.hint)
 

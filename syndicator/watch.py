@@ -5,8 +5,9 @@ post file (``archive.post_path``: the walk's own file filter and relative paths)
 ``(source, relative path)`` for the scheduler, which polls just those paths. Created, closed after writing,
 deleted and moved files are hints (both ends of a move); a folder created, deleted or moved becomes a hint
 without a path (scan that source in full), since its files may have come or gone without events of their own.
-Plain "modified" events are ignored: the close that ends the write follows, and polling a file at every
-write would store half-written versions.
+Plain "modified" events are ignored where the platform reports closes (inotify, Linux): the close that ends
+the write follows, and polling a file at every write would store half-written versions. Elsewhere (macOS,
+BSD, Windows) there are no close events, and "modified" stands in for them.
 
 What the watcher misses (a full inotify queue, a folder on a network filesystem, changes while the service
 was stopped) the source's regular full poll (``every``) still finds. A folder that cannot be watched (it does
@@ -28,6 +29,7 @@ from watchdog.events import (
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -51,10 +53,11 @@ def _text(path: bytes | str) -> str:
 class _Handler(FileSystemEventHandler):
     """Turns one source's events into hints."""
 
-    def __init__(self, source: str, root: str, hint: Hint) -> None:
+    def __init__(self, source: str, root: str, hint: Hint, *, modified: bool = False) -> None:
         self.source = source
         self.roots = {root, os.path.realpath(root)}  # event paths start with the folder as it was given
         self.hint = hint
+        self.events = (*_FILE_EVENTS, FileModifiedEvent) if modified else _FILE_EVENTS
 
     def _rel(self, path: bytes | str) -> str | None:
         text = _text(path)
@@ -68,7 +71,7 @@ class _Handler(FileSystemEventHandler):
         try:
             if isinstance(event, _FOLDER_EVENTS):
                 self.hint(self.source, None)
-            elif isinstance(event, _FILE_EVENTS):
+            elif isinstance(event, self.events):
                 for path in (event.src_path, event.dest_path):
                     rel = self._rel(path) if path else None
                     if rel is not None:
@@ -102,6 +105,7 @@ def start(folders: Mapping[str, Path], hint: Hint) -> Watcher:
     """Watch each source's folder (source name → folder); a folder that cannot be watched is logged (one
     warning naming the source) and left to the regular polls."""
     observer = Observer()
+    closes = type(observer).__name__ == "InotifyObserver"  # the platform reports "closed after writing"
     observer.daemon = True
     observer.start()
     watched: list[str] = []
@@ -110,7 +114,7 @@ def start(folders: Mapping[str, Path], hint: Hint) -> Watcher:
         try:
             if not folder.is_dir():
                 raise FileNotFoundError(f"archive folder not found: {folder}")
-            observer.schedule(_Handler(source, root, hint), root, recursive=True)
+            observer.schedule(_Handler(source, root, hint, modified=not closes), root, recursive=True)
         except OSError as exc:
             log.warning("%s: not watching %s (%s); its changes are picked up by its regular polls", source, folder,
                         _reason(exc), extra={"source": source})

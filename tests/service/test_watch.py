@@ -192,3 +192,16 @@ def test_a_post_polled_half_written_is_stored_whole_after_its_close(tmp_path: Pa
     assert "第2号测试新闻" in str(articles["00002.md"]["title"])
     assert ticker.repo.file_states("seed-archive")["00002.md"][0] == len(whole)
     assert "第4段" in str(articles["00002.md"]["content_text"])  # the last paragraph: the final bytes
+
+
+def test_modified_stands_in_for_closed_only_where_closes_are_not_reported(tmp_path: Path) -> None:
+    from watchdog.events import FileClosedEvent, FileModifiedEvent
+
+    root = str(tmp_path)
+    post = os.path.join(root, "a.md")
+    inotify, elsewhere = Hints(), Hints()
+    watch._Handler("s", root, inotify).on_any_event(FileModifiedEvent(post))
+    watch._Handler("s", root, elsewhere, modified=True).on_any_event(FileModifiedEvent(post))
+    assert inotify.got == [] and elsewhere.got == [("s", "a.md")]
+    watch._Handler("s", root, inotify).on_any_event(FileClosedEvent(post))
+    assert inotify.got == [("s", "a.md")]

@@ -22,7 +22,7 @@ from .measure import Summary, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "posts"
-ALL_CASES = ("cold", "noop", "incremental", "render")
+ALL_CASES = ("cold", "noop", "incremental", "render", "watch")
 
 
 def _cold_side_by_side(ws: Workspace, runs: int, with_hugo: bool) -> list[Summary]:

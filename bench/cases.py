@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,6 +230,143 @@ def render(ws: Workspace, runs: int) -> Summary:
     return summarize("render", ws.name, ws.n, "syndicator", results)
 
 
+# -- the service watching the archive (`syndicator run`) --------------------------------------------------
+WATCH_EXTRA = 500  # the watch case's posts: extra posts numbered apart from the incremental case's
+POLL_SECONDS = 0.005  # how often all.atom is read while waiting for a change to show
+WATCH_TIMEOUT = 120.0  # seconds a change may take to show before the run fails
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _watch_config(ws: Workspace) -> Path:
+    """The workspace's config for a service: its source polled once a day without jitter (the first tick polls
+    it when it is due, and then nothing but the watcher explains a change within the run)."""
+    cfg = yaml.safe_load(ws.config.read_text(encoding="utf-8"))
+    cfg["sources"] = [{**s, "every": "1d"} for s in cfg["sources"]]
+    cfg["schedule"] = {**(cfg.get("schedule") or {}), "jitter": 0}
+    path = ws.run_dir / "watch.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class _Service:
+    """`syndicator run` on the workspace, its log in a file; ready once its first tick is done."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.port = _free_port()
+        self.log = ws.run_dir / "watch.log"
+        self._fh = self.log.open("wb")
+        cmd = [sys.executable, "-m", "syndicator", "--config", str(_watch_config(ws)), "run", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=ws.run_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._fh)
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait(self, check: Callable[[], bool], what: str, timeout: float = WATCH_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if self.proc.poll() is not None:
+                raise BenchError(f"the service exited with {self.proc.returncode}: {self.text()[-800:]}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"the service did not get to {what} within {timeout:.0f}s: {self.text()[-800:]}")
+            time.sleep(POLL_SECONDS)
+
+    def ready(self) -> None:
+        """/healthz answers and the first tick (its poll, when due, and its render) is done."""
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # 503 is an answer too
+            except OSError:
+                return False
+
+        self.wait(lambda: "first tick done" in self.text(), "its first tick", timeout=1800)
+        self.wait(up, "answer /healthz")
+
+    def renders(self) -> int:
+        """How many renders that wrote something the log shows so far."""
+        return self.text().count(" output files (")
+
+    def peak_mb(self) -> float:
+        """The service's peak resident memory so far (the kernel's high-water mark: no sampling needed)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0.0
+
+    def stop(self) -> None:
+        """SIGTERM, as systemd stops it; a clean stop exits 0."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    code = self.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+                    raise BenchError("the service did not stop within 60s of SIGTERM") from None
+                if code != 0:
+                    raise BenchError(f"the service exited {code} on SIGTERM: {self.text()[-800:]}")
+        finally:
+            self._fh.close()
+
+
+Timed = Callable[[str, Callable[[], object], Callable[[str], bool]], None]  # (step, change, shown in all.atom)
+
+
+def _watch_run(ws: Workspace, k: int, timed: Timed) -> None:
+    """One post written (dated now, so it leads all.atom), its title edited, then deleted."""
+    data = _newest(extra_post(ws.n, WATCH_EXTRA + k, ws.seed).data)
+    title = _title(data)
+    edited = f"改{k}{title}"
+    path = ws.archive / f"zz-bench-watch-{k}.md"
+    try:
+        timed("new", lambda: path.write_bytes(data), lambda atom: f"<title>{title}</title>" in atom)
+        timed("edit", lambda: path.write_bytes(data.replace(b"title: ", f"title: 改{k}".encode(), 1)),
+              lambda atom: f"<title>{edited}</title>" in atom)
+        timed("delete", path.unlink, lambda atom: edited not in atom)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def watch(ws: Workspace, runs: int) -> list[Summary]:
+    """`syndicator run` on the synced workspace: time from writing a post (new, then its title edited, then
+    deleted) until ``all.atom`` shows the change, with the regular poll a day away (only the watcher explains
+    it). Each step starts once the previous one's render is done; the archive is left as it was."""
+    ensure_synced(ws)
+    svc = _Service(ws)
+    steps: dict[str, list[float]] = {"new": [], "edit": [], "delete": []}
+
+    def timed(step: str, change: Callable[[], object], shown: Callable[[str], bool]) -> None:
+        renders = svc.renders()
+        started = time.perf_counter()
+        change()
+        svc.wait(lambda: shown(_all_feed(ws)), f"show the {step}")
+        steps[step].append(time.perf_counter() - started)
+        svc.wait(lambda: svc.renders() > renders, f"finish the {step}'s render")  # untimed: its last files
+
+    try:
+        svc.ready()
+        for k in range(runs):
+            _watch_run(ws, k, timed)
+        peak = svc.peak_mb()
+    finally:
+        svc.stop()
+    return [summarize(f"watch-{step}", ws.name, ws.n, "syndicator", [Run(t, peak, 0) for t in times], posts=1)
+            for step, times in steps.items()]
+
+
 CASES: dict[str, Callable[[Workspace, int], Summary | list[Summary]]] = {
-    "cold": cold, "noop": noop, "incremental": incremental, "render": render,
+    "cold": cold, "noop": noop, "incremental": incremental, "render": render, "watch": watch,
 }

@@ -144,6 +144,9 @@ class SourceSettings(_Section):
     every: str = "15m"
     cron: str | None = None
     enabled: bool = True
+    # archive sources: `syndicator run` watches the folder and polls the changed files at once (default true);
+    # None means "the default of the type" (only archives can be watched)
+    watch: bool | None = None
     # remote sources (feed, html); None means "the http: section's value"
     user_agent: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -201,7 +204,15 @@ class SourceSettings(_Section):
             raise ValueError(f"source {self.name!r} of type {self.type} needs `url`")
         if self.type == "html" and self.selectors is None:
             raise ValueError(f"source {self.name!r} of type html needs `selectors` (item, title, link)")
+        if self.watch is not None and self.type != "archive":
+            raise ValueError(f"source {self.name!r} of type {self.type} cannot be watched: `watch` is for "
+                             "archive sources (a folder); remove it")
         return self
+
+    @property
+    def watched(self) -> bool:
+        """Whether `syndicator run` watches this source's folder for changed files (archives, unless off)."""
+        return self.type == "archive" and self.watch is not False
 
 
 class TagSettings(_Section):
@@ -239,11 +250,19 @@ class ScheduleSettings(_Durations):
     backoff_max: str = "6h"  # retry delays never exceed this
     misfire_grace: str = "30s"  # a tick late by more than this is skipped (the next one catches up)
     lock_wait: str = "10m"  # how long `sync` waits for the service's current sync before giving up
+    watch_delay: str = "0.1s"  # a watched archive's changes within this window are polled together
 
     @field_validator("tick", "backoff_base", "backoff_max", "misfire_grace", "lock_wait")
     @classmethod
     def _duration(cls, v: str) -> str:
         return _positive_duration(v)
+
+    @field_validator("watch_delay")
+    @classmethod
+    def _delay(cls, v: str) -> str:
+        if not 0 <= parse_duration(v) <= 60:
+            raise ValueError("must be between 0s and 60s")
+        return v
 
 
 

@@ -12,7 +12,13 @@ When a source is due:
 
 Each tick holds the writer's turn (storage lock ``sync``) while it syncs, so `syndicator sync` from a shell
 takes turns with it. Outputs are re-rendered once per tick, only those whose stories changed; the first tick
-re-renders everything that differs from the database (catching up after a crash or an interrupted sync).
+renders everything only when a run died before its render (the recovery marker) or the outputs were not
+published with the current settings (``publish`` sees that), so a restart on current outputs writes nothing.
+
+Watched archives (``watch.py``) hand the ticker the paths that changed (``Ticker.hint``); the ticker wakes the
+tick job after ``schedule.watch_delay`` (changes within that window are polled together) and polls just those
+paths, without moving the source's schedule: the regular poll stays a full scan, the safety net for events
+the watcher missed. Hints that arrive during a poll are polled right after it.
 
 A second job makes the daily digest at ``digest.time`` (``site.timezone``), in the writer's turn too; a
 service started after that time makes it once at start (the e-mail is still sent at most once a day).
@@ -26,11 +32,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.triggers.cron import CronTrigger
 
 from . import clock, recovery
@@ -49,6 +57,7 @@ SERVICE_ROLE = "scheduler"
 RUN_LOCK = locks.RUN_LOCK
 SYNC_LOCK = locks.SYNC_LOCK
 CRON_JITTER_SECONDS = 60.0  # cron sources: at most this × jitter fraction after the planned minute
+MAX_HINTS = 10_000  # hinted paths of one source kept for its next poll; more, and it is scanned in full
 
 
 def cron_trigger(src: SourceSettings) -> CronTrigger | None:
@@ -119,6 +128,11 @@ class Ticker:
     rendered_once: bool = False
     waiting: bool = False  # the writer's turn was taken by another process at the last tick
     last_failure: str | None = None  # the error of the last tick that failed as a whole
+    wake: Callable[[float], None] | None = None  # run the tick in that many seconds (set by ``start``)
+    # source → relative paths a watcher saw change since the last poll (None: scan it in full)
+    _hints: dict[str, set[str] | None] = field(default_factory=dict)
+    _hints_lock: threading.Lock = field(default_factory=threading.Lock)
+    _woken: bool = False  # a wake is pending for the hints gathered so far
 
     @property
     def sources(self) -> list[SourceSettings]:
@@ -136,8 +150,40 @@ class Ticker:
                 spread = min(src.interval_seconds, 60.0) * timing.jitter
                 self.repo.set_next_due(src.name, now + timedelta(seconds=self.rng.uniform(0, spread)))
 
+    def hint(self, source: str, path: str | None) -> None:
+        """A watched archive changed at ``path`` (relative, as ``archive.walk`` gives it; None: something a
+        path cannot describe, such as a folder moved, so the source is scanned in full). Called from the
+        watcher's thread; the first hint of a batch wakes the tick after ``schedule.watch_delay``."""
+        with self._hints_lock:
+            paths = self._hints.get(source, set())
+            if path is None or paths is None or len(paths) >= MAX_HINTS:
+                self._hints[source] = None
+            else:
+                paths.add(path)
+                self._hints[source] = paths
+            wake, self._woken = not self._woken, True
+        if wake and self.wake is not None:
+            self.wake(self.settings.schedule.seconds("watch_delay"))
+
+    def _take_hints(self) -> dict[str, set[str] | None]:
+        """The hints gathered so far (later ones go to the next poll)."""
+        with self._hints_lock:
+            hints, self._hints, self._woken = self._hints, {}, False
+        return hints
+
+    def _has_hints(self) -> bool:
+        with self._hints_lock:
+            return bool(self._hints)
+
     def tick(self) -> None:
-        """One tick; never raises (a failing tick is logged and the next one tries again)."""
+        """One tick, then one more per batch of hints that came in meanwhile; never raises (a failing tick is
+        logged and the next one tries again)."""
+        self._tick_once()
+        while self._has_hints() and not self.waiting and not self.stop.is_set() and self.last_failure is None:
+            self.stop.wait(self.settings.schedule.seconds("watch_delay"))
+            self._tick_once()
+
+    def _tick_once(self) -> None:
         try:
             self._tick()
         except Interrupted as exc:
@@ -156,9 +202,10 @@ class Ticker:
     def _tick(self) -> None:
         if self.stop.is_set():
             return
+        started = time.monotonic()
         self.repo.service_ticked(SERVICE_ROLE)
         due = self.repo.due_sources([s.name for s in self.sources], clock.now())
-        if not due and self.rendered_once:
+        if not due and self.rendered_once and not self._has_hints():
             return
         try:
             turn = locks.acquire(self.repo.engine, SYNC_LOCK)
@@ -171,27 +218,42 @@ class Ticker:
         with turn:
             # a tick that died (killed, or an error) between its commits and its render left a marker
             pending = recovery.begin(self.settings.output.dir)
+            hints = self._take_hints()
             changes = Changes()
             for name in due:
                 if self.stop.is_set():
                     break
+                hints.pop(name, None)  # a full scan sees every change
                 self._poll(self.settings.source(name), changes)
-            if not self.rendered_once or pending.recovering:
-                written = publish(self.settings, self.repo, changes=None)
-                self.rendered_once = True
-            else:
-                written = publish(self.settings, self.repo, changes=changes)
+            for name, paths in hints.items():
+                if self.stop.is_set():
+                    break
+                if any(s.name == name for s in self.sources):
+                    self._poll(self.settings.source(name), changes, only=paths, scheduled=False)
+            # everything only after a crash; outputs published with other settings (or never) are noticed
+            # by publish itself, which then renders everything too
+            written = publish(self.settings, self.repo, changes=None if pending.recovering else changes)
             pending.finish()
             if written:
                 log.info("wrote %d output files (%d stories changed)", written, len(changes.stories))
+            if not self.rendered_once:
+                self.rendered_once = True
+                log.info("first tick done in %.2fs (%d source(s) polled, %d output files written)",
+                         time.monotonic() - started, len(due), written)
 
-    def _poll(self, src: SourceSettings, total: Changes) -> None:
+    def _poll(
+        self, src: SourceSettings, total: Changes, *, only: set[str] | None = None, scheduled: bool = True
+    ) -> None:
+        """Poll one source; ``scheduled=False`` (a watcher's hints, just ``only`` when given) leaves its
+        schedule as it was."""
         with source_context(src.name):
             started_at = clock.now()
             started = time.monotonic()
+            hinted = {src.name: only} if only is not None else None
             # Interrupted propagates: the source keeps its due time and is polled first after a restart
             try:
-                report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set)
+                report, changes = sync(self.settings, self.repo, names=[src.name], render=False, stop=self.stop.is_set,
+                                       only=hinted)
             except Interrupted:
                 raise
             except Exception as exc:  # a bug in one source's code must not stop the others, nor retry every tick
@@ -199,18 +261,23 @@ class Ticker:
                 self.repo.record_attempt(src.name, error=f"unexpected {type(exc).__name__}: {exc}")
                 report, changes = SyncReport([SourceReport(src.name, errors=[str(exc)])]), Changes()
             total.merge(changes)
-            failures, _ = self.repo.schedule_state(src.name)
-            due = next_due(src, failures, started_at, Timing.from_settings(self.settings), self.rng)
+            failures, due = self.repo.schedule_state(src.name)
+            if scheduled or due is None:
+                due = next_due(src, failures, started_at, Timing.from_settings(self.settings), self.rng)
             sr = report.sources[0] if report.sources else SourceReport(src.name)
             if sr.next_due is not None and sr.next_due > due:  # a server's Retry-After or a feed's own ttl
                 due = sr.next_due
-            self.repo.set_next_due(src.name, due)
+            if scheduled:
+                self.repo.set_next_due(src.name, due)
             seconds = time.monotonic() - started
-            if failures:
+            if failures and scheduled:
                 log.warning("%s: failed %d time(s) in a row; retrying at %s", src.name, failures,
                             due.isoformat(timespec="seconds"))
-            else:
+            elif scheduled:
                 log.debug("%s: next poll at %s", src.name, due.isoformat(timespec="seconds"))
+            else:
+                log.debug("%s: polled %s changed path(s) in %.3fs", src.name,
+                          "all" if only is None else len(only), seconds)
             if self.on_poll is not None:
                 self.on_poll(PollResult(src.name, sr, failures > 0, seconds, due))
 
@@ -223,7 +290,8 @@ class _QuietSkips(logging.Filter):
 
 
 def start(ticker: Ticker, settings: Settings) -> BackgroundScheduler:
-    """Start the background scheduler running ``ticker.tick`` (first tick right away)."""
+    """Start the background scheduler running ``ticker.tick`` (first tick right away); ``ticker.wake`` brings
+    the next tick forward (a watcher's hints)."""
     logging.getLogger("apscheduler.scheduler").addFilter(_QuietSkips())
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(
@@ -232,6 +300,16 @@ def start(ticker: Ticker, settings: Settings) -> BackgroundScheduler:
         next_run_time=clock.now(),
     )
     add_digest_job(scheduler, ticker)
+
+    def wake(delay: float) -> None:
+        # APScheduler's own clock, not clock.now() (tests move that one); a tick running at that moment makes
+        # this run a skipped one, and the running tick polls the hints when it is done (Ticker.tick)
+        try:
+            scheduler.modify_job("tick", next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+        except (JobLookupError, SchedulerNotRunningError):
+            pass  # stopping
+
+    ticker.wake = wake
     scheduler.start()
     return scheduler
 

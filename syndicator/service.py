@@ -1,9 +1,11 @@
 """`syndicator run`: the scheduler and the HTTP server in one process, until SIGTERM or SIGINT.
 
 Start: take the service lock (a second `run` on the same database refuses), record who runs it, register
-the sources, start the HTTP server (feeds, /healthz, /metrics) and the scheduler's tick.
-Stop (SIGTERM/SIGINT): the tick finishes the file it is on, drops its unsaved batch, and returns; nothing is
-half-written (each batch is one transaction, files are replaced atomically). Exit 0 within a few seconds.
+the sources, start the HTTP server (feeds, /healthz, /metrics), the watcher of the archive folders (their
+changes are polled at once) and the scheduler's tick.
+Stop (SIGTERM/SIGINT): the watcher stops first; the tick finishes the file it is on, drops its unsaved
+batch, and returns; nothing is half-written (each batch is one transaction, files are replaced atomically).
+Exit 0 within a few seconds.
 A second signal while stopping exits at once (the open transaction, if any, is rolled back by the database).
 """
 
@@ -16,7 +18,7 @@ import socket
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import LockHeld, SyndicatorError
@@ -26,6 +28,9 @@ from .scheduler import RUN_LOCK, SERVICE_ROLE, Ticker, start
 from .server import create_server
 from .storage import locks
 from .storage.repo import Repository
+
+if TYPE_CHECKING:
+    from .watch import Watcher
 
 log = logging.getLogger(__name__)
 WAIT_STEP = 0.5  # seconds between looks at the stop flag in the main thread
@@ -62,6 +67,16 @@ def _http_server(settings: Settings, repo: Repository, metrics: Metrics, host: s
         raise SyndicatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def _watch(ticker: Ticker) -> Watcher | None:
+    """Watch the enabled archive sources that have ``watch`` on (the watcher's hints go to the ticker)."""
+    folders = {s.name: s.path for s in ticker.sources if s.watched and s.path is not None}
+    if not folders:
+        return None
+    from . import parallel, watch  # noqa: F401  (parallel: the normalizer, so the first change does not wait for it)
+
+    return watch.start(folders, ticker.hint)
+
+
 def run(settings: Settings, repo: Repository, *, host: str | None = None, port: int | None = None) -> int:
     """Run until asked to stop; returns the exit code (0)."""
     holder = f"{socket.gethostname()}:{os.getpid()}"
@@ -93,9 +108,14 @@ def run(settings: Settings, repo: Repository, *, host: str | None = None, port: 
                          "health: %shealthz; metrics: %smetrics)", settings.output.dir, base, base, base, base, base)
             names = ", ".join(f"{s.name} ({'cron ' + s.cron if s.cron else 'every ' + s.every})" for s in ticker.sources)
             log.info("scheduler started by %s: %s", holder, names or "no enabled sources")
-            scheduler = start(ticker, settings)
-            while not stop.wait(WAIT_STEP):
-                pass
+            watcher = _watch(ticker)  # before the first tick: what changes during its poll is polled after it
+            try:
+                scheduler = start(ticker, settings)
+                while not stop.wait(WAIT_STEP):
+                    pass
+            finally:
+                if watcher is not None:
+                    watcher.stop()
             scheduler.shutdown(wait=True)  # waits for the running tick, which sees the stop flag
             if server is not None:
                 server.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -79,18 +79,20 @@ def _normalized(
 
 def sync_archive(
     settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
-    progress: Progress | None = None, stop: StopAsked | None = None,
+    progress: Progress | None = None, stop: StopAsked | None = None, only: Collection[str] | None = None,
 ) -> SourceReport:
     """Sync one archive folder; one bad file never stops the others.
 
+    ``only``: the relative paths a watcher saw change (``archive.post_path``); just those files are looked at
+    and just their stored states read, with the same outcome for them as a full scan.
     When ``stop()`` turns true, the batch not yet stored is dropped and Interrupted is raised: the batches
     already stored were committed with their file states, so the next sync picks up exactly the rest.
     """
     report = SourceReport(src.name)
     assert src.path is not None
-    known = repo.file_states(src.name)
+    known = repo.file_states(src.name, None if only is None else {archive.key_for(rel) for rel in only})
     scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
-                               max_bytes=settings.limits.max_file_bytes)
+                               max_bytes=settings.limits.max_file_bytes, only=only)
     batch: list[ItemChange] = []
     done = 0
 
@@ -171,10 +173,13 @@ SOURCE_TYPES: dict[str, SourceSync] = {"archive": sync_archive, "feed": sync_rem
 def sync(
     settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
     progress: Progress | None = None, render: bool = True, stop: StopAsked | None = None,
+    only: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[SyncReport, Changes]:
     """Sync the named sources (all enabled ones when none are named) and re-render what changed.
 
     ``stop`` (the service's stop flag) is checked between files; see sync_archive.
+    ``only``: archive source name → the relative paths to look at instead of the whole folder (the service's
+    watcher); a source not in it is scanned in full.
     """
     started = time.monotonic()
     pending = recovery.begin(settings.output.dir) if render else None  # before any commit
@@ -187,7 +192,11 @@ def sync(
             syncer = SOURCE_TYPES.get(src.type)
             if syncer is None:
                 raise SourceError(f"source type {src.type!r} is not supported", source=src.name)
-            sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
+            if only is not None and src.name in only and src.type == "archive":
+                sr = sync_archive(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop,
+                                  only=only[src.name])
+            else:
+                sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
             if sr.disabled is None:  # a disabled source was not polled: nothing to record
                 repo.record_attempt(src.name, error=sr.fetch_error, next_due=sr.next_due)
         except Interrupted:

@@ -10,7 +10,7 @@ import itertools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -163,19 +163,32 @@ class Repository:
                 src.type, src.location = type_, location
             return src.id
 
-    def file_states(self, source: str) -> dict[str, StoredFile]:
-        """key → last seen (size, mtime_ns, hash), for incremental reading.
+    def file_states(self, source: str, keys: Collection[str] | None = None) -> dict[str, StoredFile]:
+        """key → last seen (size, mtime_ns, hash), for incremental reading; only ``keys`` when given (a
+        watcher's hints: a few rows instead of every file of the source).
 
         A Core query on a plain connection (no Session, no ORM rows), values as plain tuples (a frozen
         dataclass each cost as much as the query): a no-op sync of 100,000 files reads every row.
         """
+        if keys is not None and not keys:
+            return {}
         with self.engine.connect() as conn:
             source_id = conn.scalar(select(m.Source.id).where(m.Source.name == source))
             if source_id is None:
                 return {}
+            base = (select(m.SourceItem.key, m.SourceItem.size, m.SourceItem.mtime_ns, m.SourceItem.raw_hash)
+                    .where(m.SourceItem.source_id == source_id))
+            if keys is not None:
+                wanted = sorted(set(keys))
+                states: dict[str, StoredFile] = {}
+                for start in range(0, len(wanted), 500):  # bound parameters per statement
+                    chunk = wanted[start : start + 500]
+                    rows = conn.execute(base.where(m.SourceItem.key.in_(chunk))).all()
+                    states.update((row[0], (row[1], row[2], row[3])) for row in rows)
+                conn.rollback()
+                return states
             # the driver's own cursor: no result-row objects for 100,000 rows of plain integers and strings
-            stmt = (select(m.SourceItem.key, m.SourceItem.size, m.SourceItem.mtime_ns, m.SourceItem.raw_hash)
-                    .where(m.SourceItem.source_id == source_id)).compile(dialect=conn.dialect)
+            stmt = base.compile(dialect=conn.dialect)
             params: Any = (stmt.params if conn.dialect.paramstyle in ("named", "pyformat")
                            else [stmt.params[k] for k in stmt.positiontup or ()])
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

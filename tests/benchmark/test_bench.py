@@ -43,7 +43,8 @@ def test_bench_runs_every_case_on_a_tiny_archive(tmp_path: Path) -> None:
     doc = json.loads(result.read_text(encoding="utf-8"))
     cases = {(r["case"], r["tool"]) for r in doc["results"]}
     assert {("cold", "syndicator"), ("noop", "syndicator"), ("new", "syndicator"), ("edit", "syndicator"),
-            ("delete", "syndicator"), ("render", "syndicator")} <= cases
+            ("delete", "syndicator"), ("render", "syndicator"), ("watch-new", "syndicator"),
+            ("watch-edit", "syndicator"), ("watch-delete", "syndicator")} <= cases
     assert all(r["peak_rss_mb"] > 0 and r["seconds"] > 0 for r in doc["results"])
     assert doc["machine"]["cpus"] >= 1
 

@@ -342,8 +342,9 @@ def _watch_run(ws: Workspace, k: int, timed: Timed) -> None:
 
 def watch(ws: Workspace, runs: int) -> list[Summary]:
     """`syndicator run` on the synced workspace: time from writing a post (new, then its title edited, then
-    deleted) until ``all.atom`` shows the change, with the regular poll a day away (only the watcher explains
-    it). Each step starts once the previous one's render is done; the archive is left as it was."""
+    deleted) until the render of the change is done — every feed, tag page, digest and the front page written
+    (the service logs it), and ``all.atom`` shows the change — with the regular poll a day away (only the
+    watcher explains it). The archive is left as it was."""
     ensure_synced(ws)
     svc = _Service(ws)
     steps: dict[str, list[float]] = {"new": [], "edit": [], "delete": []}
@@ -353,8 +354,9 @@ def watch(ws: Workspace, runs: int) -> list[Summary]:
         started = time.perf_counter()
         change()
         svc.wait(lambda: shown(_all_feed(ws)), f"show the {step}")
+        # all.atom is the first file a render writes: the change is "in the feeds" once the render is done
+        svc.wait(lambda: svc.renders() > renders, f"finish the {step}'s render")
         steps[step].append(time.perf_counter() - started)
-        svc.wait(lambda: svc.renders() > renders, f"finish the {step}'s render")  # untimed: its last files
 
     try:
         svc.ready()

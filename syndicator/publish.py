@@ -202,10 +202,11 @@ def _publish(settings: Settings, repo: Repository, changes: Changes | None) -> i
 
 
 def write_front_page(settings: Settings, repo: Repository, latest: list[DigestLink]) -> int:
-    """Rewrite index.html and the tag pages (used after a digest run); returns files written."""
+    """Rewrite index.html (its latest digests) after a digest run, and any missing tag page; returns files
+    written. The other tag pages stay: their links to each story's day do not depend on the digests made."""
     settings.output.dir.mkdir(parents=True, exist_ok=True)
     tags = repo.tags()
-    written, light = _tag_outputs(settings, repo, tags, feeds=set(), pages=None)
+    written, light = _tag_outputs(settings, repo, tags, feeds=set(), pages=set())
     return written + _index(settings, repo, tags, [all_spec(settings, repo), *light], latest)
 
 

@@ -1159,23 +1159,28 @@ class Repository:
                 kept = self._days.pop(key, {})
             stale = [sid for sid, changed in stamps.items() if (k := kept.get(sid)) is None or k[0] != changed]
             if len(stale) > len(stamps) // 4:  # mostly new: the whole day in one query, as without the cache
-                kept = {}
                 entries = self._entries(s, s.execute(select(*_STORY).where(*in_range)
                                                      .order_by(m.Story.published.desc(), m.Story.id)).all(),
                                         base_url, content=False, ids_of=select(m.Story.id).where(*in_range))
+                kept = {e.story_id: (stamps[e.story_id], e) for e in entries}
             else:
+                # updated in place: rebuilding thousands of (stamp, entry) pairs after every change costs more
+                # than the change (allocations, and the garbage collector walking them)
                 rows = s.execute(select(*_STORY).where(m.Story.id.in_(stale))).all() if stale else []
+                for sid in stale:
+                    kept.pop(sid, None)
                 # a story without a live member has no entry (as in ``_entries``)
-                entries = self._entries(s, rows, base_url, content=False)
-                fresh = {e.story_id for e in entries}
-                entries.extend(e for sid, (_, e) in kept.items() if sid not in fresh and sid in stamps
-                               and stamps[sid] == kept[sid][0])
+                for e in self._entries(s, rows, base_url, content=False):
+                    kept[e.story_id] = (stamps[e.story_id], e)
+                for sid in [sid for sid in kept if sid not in stamps]:  # withdrawn, or moved to another day
+                    del kept[sid]
+                entries = [e for _, e in kept.values()]
                 # the order of ``stories_published_between``: published (newest first), then story id
                 entries.sort(key=lambda e: e.story_id)
                 entries.sort(key=lambda e: e.published, reverse=True)
         if len(stamps) >= BUSY_DAY:
             with self._days_lock:
-                self._days[key] = {e.story_id: (stamps[e.story_id], e) for e in entries}
+                self._days[key] = kept
                 while len(self._days) > BUSY_DAYS_KEPT:
                     self._days.popitem(last=False)
         return entries

@@ -91,10 +91,12 @@ def _day_stamps(settings: Settings, repo: Repository) -> dict[date, list[tuple[s
     return days
 
 
-def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: str) -> Digest:
-    """A day's digest from the database; records its fingerprint (``updated`` moves only on change)."""
+def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: str,
+          stamps: list[tuple[str, datetime]] | None = None) -> Digest:
+    """A day's digest from the database; records its fingerprint (``updated`` moves only on change).
+    ``stamps``: the day's (story, change time) as just read for its fingerprint, when the caller has them."""
     start, end = day_bounds(day, settings.site.timezone)
-    entries = repo.day_entries(start, end, site.base_url)  # digests show no bodies
+    entries = repo.day_entries(start, end, site.base_url, stamps=stamps)  # digests show no bodies
     # as_utc once, of the latest: it is monotonic, and the database's dates are all aware
     newest = as_utc(max((max(e.updated, e.published) for e in entries), default=EPOCH))
     state = repo.save_digest(day.isoformat(), fp, len(entries), newest)
@@ -129,19 +131,19 @@ def forget_days(settings: Settings, repo: Repository, touched: Touched) -> None:
     repo.invalidate_digests(d.isoformat() for d in _days_of(settings, repo, touched))
 
 
-def _touched_days(settings: Settings, repo: Repository, records: dict[str, DigestState],
-                  touched: Touched) -> tuple[dict[date, str], dict[date, int]] | None:
+def _touched_days(settings: Settings, repo: Repository, records: dict[str, DigestState], touched: Touched,
+                  read: dict[date, list[tuple[str, datetime]]]) -> tuple[dict[date, str], dict[date, int]] | None:
     """``_all_days`` reading only the days a sync touched: the other days are as recorded by the refresh
     after the sync that last changed them. None when the records cannot be trusted for that (their counts
     do not add up to the live stories: digests were off while stories came or went), and every story is
-    read instead."""
+    read instead. ``read``: filled with the stamps of the days read (their pages load them again otherwise)."""
     tz = settings.site.timezone
     days = _days_of(settings, repo, touched)
     days |= {date.fromisoformat(k) for k, r in records.items() if r.stories > 0 and not r.fingerprint}  # see forget_days
     prints = {date.fromisoformat(k): r.fingerprint for k, r in records.items() if r.stories > 0}
     counts = {date.fromisoformat(k): r.stories for k, r in records.items() if r.stories > 0}
     for day in days:
-        stamps = repo.stamps_between(*day_bounds(day, tz))
+        stamps = read[day] = repo.stamps_between(*day_bounds(day, tz))
         if stamps:
             prints[day], counts[day] = fingerprint(stamps), len(stamps)
         else:
@@ -164,7 +166,8 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     site = _site(settings)
     out = settings.output.dir
     records = repo.digest_records()
-    known = None if full or touched is None else _touched_days(settings, repo, records, touched)
+    read: dict[date, list[tuple[str, datetime]]] = {}
+    known = None if full or touched is None else _touched_days(settings, repo, records, touched, read)
     prints, counts = known if known is not None else _all_days(settings, repo)
     changed = sorted(d for d, fp in prints.items() if full or d in also or records.get(d.isoformat()) is None
                      or records[d.isoformat()].fingerprint != fp)
@@ -178,7 +181,7 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     loaded: dict[date, DigestFeedItem] = {}
 
     def write_page(day: date, md: bool = False) -> int:
-        digest = _load(settings, repo, site, day, prints[day])
+        digest = _load(settings, repo, site, day, prints[day], read.get(day))
         sections = digest_sections(site, digest)
         body = digest_body(site, digest, sections)
         if day in latest:

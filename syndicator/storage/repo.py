@@ -1140,29 +1140,33 @@ class Repository:
             stories = s.execute(select(*_STORY).where(*in_range).order_by(m.Story.published.desc(), m.Story.id)).all()
             return self._entries(s, stories, base_url, content=content, ids_of=select(m.Story.id).where(*in_range))
 
-    def day_entries(self, start: datetime, end: datetime, base_url: str) -> list[StoryEntry]:
+    def day_entries(self, start: datetime, end: datetime, base_url: str, *,
+                    stamps: Iterable[tuple[str, datetime]] | None = None) -> list[StoryEntry]:
         """``stories_published_between(start, end, base_url, content=False)``: a digest day's entries.
 
         With ``remember_busy_days``, a busy day's entries are kept with their story's ``changed_at``, and the
         next call reads the day's (story, stamp) rows and loads only the stories whose stamp moved. Every
         write that changes what an entry shows (its members, their titles, links, channels, tags, dates)
-        moves the stamp: the digests' day fingerprints rely on the same rule."""
+        moves the stamp: the digests' day fingerprints rely on the same rule. ``stamps``: the day's (story,
+        stamp) pairs when the caller has just read them (in the same writer's turn), instead of reading them
+        again."""
         if self._days is None:
             return self.stories_published_between(start, end, base_url, content=False)
         key = (start, end, base_url)
         in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
-        with self._session() as s:  # one transaction: the stamps and the entries loaded are one snapshot
+        with self._session() as s:  # one transaction: the stamps read here and the entries are one snapshot
             # (id, stamp) as plain tuples: on a busy day this is the one query that reads every story's row
-            stamps = {sid: changed for sid, changed in
-                      s.connection().execute(select(m.Story.id, m.Story.changed_at).where(*in_range))}
+            pairs = stamps if stamps is not None else s.connection().execute(
+                select(m.Story.id, m.Story.changed_at).where(*in_range))
+            stamp_of = {sid: changed for sid, changed in pairs}
             with self._days_lock:
                 kept = self._days.pop(key, {})
-            stale = [sid for sid, changed in stamps.items() if (k := kept.get(sid)) is None or k[0] != changed]
-            if len(stale) > len(stamps) // 4:  # mostly new: the whole day in one query, as without the cache
+            stale = [sid for sid, changed in stamp_of.items() if (k := kept.get(sid)) is None or k[0] != changed]
+            if len(stale) > len(stamp_of) // 4:  # mostly new: the whole day in one query, as without the cache
                 entries = self._entries(s, s.execute(select(*_STORY).where(*in_range)
                                                      .order_by(m.Story.published.desc(), m.Story.id)).all(),
                                         base_url, content=False, ids_of=select(m.Story.id).where(*in_range))
-                kept = {e.story_id: (stamps[e.story_id], e) for e in entries}
+                kept = {e.story_id: (stamp_of[e.story_id], e) for e in entries if e.story_id in stamp_of}
             else:
                 # updated in place: rebuilding thousands of (stamp, entry) pairs after every change costs more
                 # than the change (allocations, and the garbage collector walking them)
@@ -1171,14 +1175,14 @@ class Repository:
                     kept.pop(sid, None)
                 # a story without a live member has no entry (as in ``_entries``)
                 for e in self._entries(s, rows, base_url, content=False):
-                    kept[e.story_id] = (stamps[e.story_id], e)
-                for sid in [sid for sid in kept if sid not in stamps]:  # withdrawn, or moved to another day
+                    kept[e.story_id] = (stamp_of[e.story_id], e)
+                for sid in [sid for sid in kept if sid not in stamp_of]:  # withdrawn, or moved to another day
                     del kept[sid]
                 entries = [e for _, e in kept.values()]
                 # the order of ``stories_published_between``: published (newest first), then story id
                 entries.sort(key=lambda e: e.story_id)
                 entries.sort(key=lambda e: e.published, reverse=True)
-        if len(stamps) >= BUSY_DAY:
+        if len(stamp_of) >= BUSY_DAY:
             with self._days_lock:
                 self._days[key] = kept
                 while len(self._days) > BUSY_DAYS_KEPT:

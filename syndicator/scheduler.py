@@ -26,6 +26,7 @@ service started after that time makes it once at start (the e-mail is still sent
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import threading
@@ -128,6 +129,7 @@ class Ticker:
     rendered_once: bool = False
     waiting: bool = False  # the writer's turn was taken by another process at the last tick
     last_failure: str | None = None  # the error of the last tick that failed as a whole
+    freeze_after_start: bool = False  # the service's own process: gc.freeze() after the first tick
     wake: Callable[[float], None] | None = None  # run the tick in that many seconds (set by ``start``)
     # source → relative paths a watcher saw change since the last poll (None: scan it in full)
     _hints: dict[str, set[str] | None] = field(default_factory=dict)
@@ -240,6 +242,12 @@ class Ticker:
                 self.rendered_once = True
                 log.info("first tick done in %.2fs (%d source(s) polled, %d output files written)",
                          time.monotonic() - started, len(due), written)
+                # what start-up made (modules, mappings, templates: ~100,000 objects) lives as long as the
+                # process: the collector stops walking it, and a full collection during a watched change
+                # takes ~8 ms instead of ~70 (measured at 100,000 stories)
+                if self.freeze_after_start:
+                    gc.collect()
+                    gc.freeze()
 
     def _poll(
         self, src: SourceSettings, total: Changes, *, only: set[str] | None = None, scheduled: bool = True

@@ -229,6 +229,18 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     return written, links
 
 
+def warm_latest_day(settings: Settings, repo: Repository) -> None:
+    """Load the newest day's digest entries (the day new posts land on) once, for a repository that
+    ``remember_busy_days``: the service's first change after a restart then re-renders that day as fast
+    as the next ones (8,000 stories: ~0.5 s once at start instead of on the first change)."""
+    if not settings.digest.enabled:
+        return
+    days = [k for k, r in repo.digest_records().items() if r.stories > 0]
+    if days:  # a quiet day is loaded and not kept (day_entries keeps busy days only): cheap either way
+        site = _site(settings)
+        repo.day_entries(*day_bounds(date.fromisoformat(max(days)), settings.site.timezone), site.base_url)
+
+
 def _appeared(changed: list[date], records: dict[str, DigestState]) -> set[date]:
     """The changed days that had no stories (no page) before this refresh."""
     return {d for d in changed if (r := records.get(d.isoformat())) is None or r.stories == 0}

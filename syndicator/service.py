@@ -95,7 +95,7 @@ def run(settings: Settings, repo: Repository, *, host: str | None = None, port: 
             repo.service_started(SERVICE_ROLE, holder)
             repo.remember_busy_days()  # today's digest page is re-rendered after every change
             metrics = Metrics(settings, repo)
-            ticker = Ticker(settings, repo, stop, on_poll=metrics.observe, freeze_after_start=True)
+            ticker = Ticker(settings, repo, stop, on_poll=metrics.observe, long_running=True)
             ticker.prepare()
             settings.output.dir.mkdir(parents=True, exist_ok=True)
             server = None

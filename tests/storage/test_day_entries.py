@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from test_digest import DAY, article, local, save
@@ -73,3 +74,24 @@ def test_off_by_default_and_quiet_days_are_not_kept(repos: tuple[Repository, Rep
     assert len(first) == 3
     assert not any(a is b for a, b in zip(cached.day_entries(*BOUNDS, BASE), first, strict=True))  # < BUSY_DAY
     assert plain.day_entries(*BOUNDS, BASE) == first  # without remember_busy_days: a plain load
+
+
+def test_the_service_warms_the_newest_day(repos: tuple[Repository, Repository], tmp_path: Path, db_url: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warm_latest_day`` (the service, after its first tick) loads the newest day once: the first change
+    after a restart finds it kept."""
+    from test_digest import make_settings
+
+    from syndicator.digest import refresh_digests, warm_latest_day
+
+    cached, plain = repos
+    save(plain, "s", *(article(f"w{i}", local(DAY, 10, i), body=f"第{i}篇：{i * 13}。") for i in range(8)))
+    save(plain, "s", article("old", local(DAY - timedelta(days=3), 10, 0), body="三天前的一篇。"))
+    settings = make_settings(tmp_path, db_url)
+    refresh_digests(settings, plain, full=True)  # the digest records, as every sync leaves them
+    warm_latest_day(settings, cached)
+    loads: list[int] = []
+    real = cached._entries
+    monkeypatch.setattr(cached, "_entries", lambda s, stories, *a, **k: loads.append(len(stories)) or real(s, stories, *a, **k))
+    assert cached.day_entries(*BOUNDS, BASE) == plain.stories_published_between(*BOUNDS, BASE, content=False)
+    assert not any(loads)  # nothing left to load: warmed

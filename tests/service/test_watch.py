@@ -100,13 +100,18 @@ def test_watch_is_only_for_archive_sources(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_ticker_coalesces_hints_and_polls_only_them_without_moving_the_schedule(tmp_path: Path) -> None:
+def _ticker(tmp_path: Path, watch_delay: str) -> tuple[Path, Ticker]:
+    """An archive of one post and a ticker over it (in this process, no scheduler thread)."""
     posts = tmp_path / "posts"
     posts.mkdir()
     write_post(posts, 1)
-    cfg = write_config(tmp_path, posts, schedule={"tick": "1s", "jitter": 0, "watch_delay": "0.01s"})
+    cfg = write_config(tmp_path, posts, schedule={"tick": "1s", "jitter": 0, "watch_delay": watch_delay})
     settings = load(cfg)
-    ticker = Ticker(settings, Repository(open_database(settings.database.url)), threading.Event())
+    return posts, Ticker(settings, Repository(open_database(settings.database.url)), threading.Event())
+
+
+def test_ticker_coalesces_hints_and_polls_only_them_without_moving_the_schedule(tmp_path: Path) -> None:
+    posts, ticker = _ticker(tmp_path, "0.01s")
     wakes: list[float] = []
     ticker.wake = wakes.append
     ticker.prepare()
@@ -170,12 +175,7 @@ def test_running_service_shows_new_edited_and_deleted_posts_at_once(tmp_path: Pa
 
 
 def test_a_post_polled_half_written_is_stored_whole_after_its_close(tmp_path: Path) -> None:
-    posts = tmp_path / "posts"
-    posts.mkdir()
-    write_post(posts, 1)
-    cfg = write_config(tmp_path, posts, schedule={"tick": "1s", "jitter": 0, "watch_delay": "0s"})
-    settings = load(cfg)
-    ticker = Ticker(settings, Repository(open_database(settings.database.url)), threading.Event())
+    posts, ticker = _ticker(tmp_path, "0s")
     ticker.prepare()
     ticker.tick()
     write_post(posts, 2)

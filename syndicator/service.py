@@ -74,7 +74,10 @@ def _watch(ticker: Ticker) -> Watcher | None:
         return None
     from . import parallel, watch  # noqa: F401  (parallel: the normalizer, so the first change does not wait for it)
 
-    return watch.start(folders, ticker.hint)
+    watcher = watch.start(folders, ticker.hint)
+    for name in watcher.watched:  # what changed while the service was stopped: one full scan in the first tick
+        ticker.hint(name, None)
+    return watcher
 
 
 def run(settings: Settings, repo: Repository, *, host: str | None = None, port: int | None = None) -> int:

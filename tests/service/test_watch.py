@@ -205,3 +205,28 @@ def test_modified_stands_in_for_closed_only_where_closes_are_not_reported(tmp_pa
     assert inotify.got == [] and elsewhere.got == [("s", "a.md")]
     watch._Handler("s", root, inotify).on_any_event(FileClosedEvent(post))
     assert inotify.got == [("s", "a.md")]
+
+
+def test_a_post_written_while_the_service_was_stopped_shows_at_the_next_start(tmp_path: Path) -> None:
+    """The watcher hears nothing while the service is stopped: a restart scans each watched folder once in
+    its first tick, instead of leaving the change to the next regular poll (here an hour away)."""
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    write_post(posts, 1)
+    cfg, base = service_config(tmp_path, posts, every="1h", schedule={"tick": "1s"})
+    out = tmp_path / "feeds" / "all.atom"
+    svc = Service(cfg)
+    try:
+        svc.wait_started(base)
+        wait_for(lambda: out.exists() and "第1号测试新闻" in out.read_text("utf-8"), what="the first post")
+        assert svc.stop(signal.SIGINT)[0] == 0
+    finally:
+        svc.close()
+    title = write_post(posts, 2)  # while stopped
+    again = Service(cfg)
+    try:
+        again.wait_started(base)
+        wait_for(lambda: title in out.read_text("utf-8"), timeout=10, step=0.05, what="the post written meanwhile")
+        assert again.stop(signal.SIGINT)[0] == 0
+    finally:
+        again.close()

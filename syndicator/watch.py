@@ -9,9 +9,10 @@ Plain "modified" events are ignored where the platform reports closes (inotify, 
 the write follows, and polling a file at every write would store half-written versions. Elsewhere (macOS,
 BSD, Windows) there are no close events, and "modified" stands in for them.
 
-What the watcher misses (a full inotify queue, a folder on a network filesystem, changes while the service
-was stopped) the source's regular full poll (``every``) still finds. A folder that cannot be watched (it does
-not exist, inotify limits) is logged once and only polled.
+What the watcher misses (a full inotify queue, a folder on a network filesystem) the source's regular full
+poll (``every``) still finds; what changed while the service was stopped, the scan of every watched folder
+at start (``service``). A folder that cannot be watched (it does not exist, inotify limits) is logged once
+and only polled.
 """
 
 from __future__ import annotations

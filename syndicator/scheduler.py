@@ -213,7 +213,8 @@ class Ticker:
             turn = locks.acquire(self.repo.engine, SYNC_LOCK)
         except LockHeld:
             if not self.waiting:  # once per wait, not once per tick
-                log.info("another process is syncing this database; polling after it is done")
+                # the holder may be this service's own digest job as well as another process's sync or render
+                log.info("the writer's turn is taken (a sync, render or digest is writing); polling after it is done")
             self.waiting = True
             return
         self.waiting = False

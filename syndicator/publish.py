@@ -149,8 +149,6 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     return _publish(settings, repo, changes)
 
 
-
-
 def _publish(settings: Settings, repo: Repository, changes: Changes | None) -> int:
     out: Path = settings.output.dir
     started = time.time()  # files written after this by a concurrent writer are never pruned

@@ -129,7 +129,9 @@ class Ticker:
     rendered_once: bool = False
     waiting: bool = False  # the writer's turn was taken by another process at the last tick
     last_failure: str | None = None  # the error of the last tick that failed as a whole
-    long_running: bool = False  # the service's own process: after the first tick, warm and gc.freeze()
+    # the service's own process: the repository keeps busy digest days, and after the first tick the newest
+    # day is loaded and start-up's objects are frozen for the collector
+    long_running: bool = False
     wake: Callable[[float], None] | None = None  # run the tick in that many seconds (set by ``start``)
     # source → relative paths a watcher saw change since the last poll (None: scan it in full)
     _hints: dict[str, set[str] | None] = field(default_factory=dict)
@@ -142,6 +144,8 @@ class Ticker:
 
     def prepare(self) -> None:
         """Register the sources; a source never polled gets a due time within its first jitter window."""
+        if self.long_running:
+            self.repo.remember_busy_days()  # today's digest page is re-rendered after every change
         now = clock.now()
         timing = Timing.from_settings(self.settings)
         for src in self.sources:

@@ -96,7 +96,6 @@ def run(settings: Settings, repo: Repository, *, host: str | None = None, port: 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             repo.service_started(SERVICE_ROLE, holder)
-            repo.remember_busy_days()  # today's digest page is re-rendered after every change
             metrics = Metrics(settings, repo)
             ticker = Ticker(settings, repo, stop, on_poll=metrics.observe, long_running=True)
             ticker.prepare()

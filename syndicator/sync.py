@@ -141,11 +141,12 @@ def sync_archive(
 
 def sync_remote(
     settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
-    progress: Progress | None = None, stop: StopAsked | None = None,
+    progress: Progress | None = None, stop: StopAsked | None = None, only: Collection[str] | None = None,
 ) -> SourceReport:
     """Poll one feed or html source (see poll.py); its failure is in the report, not raised.
 
-    ``stop`` is only checked before the poll: one feed document is saved in one transaction.
+    ``stop`` is only checked before the poll: one feed document is saved in one transaction. ``only`` (paths
+    a watcher saw change) has no meaning for a remote source: it is always polled whole.
     """
     if stop is not None and stop():
         raise Interrupted(f"{src.name}: stop asked before polling")
@@ -162,7 +163,7 @@ def sync_remote(
 class SourceSync(Protocol):
     def __call__(
         self, settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
-        progress: Progress | None = None, stop: StopAsked | None = None,
+        progress: Progress | None = None, stop: StopAsked | None = None, only: Collection[str] | None = None,
     ) -> SourceReport: ...
 
 
@@ -192,11 +193,8 @@ def sync(
             syncer = SOURCE_TYPES.get(src.type)
             if syncer is None:
                 raise SourceError(f"source type {src.type!r} is not supported", source=src.name)
-            if only is not None and src.name in only and src.type == "archive":
-                sr = sync_archive(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop,
-                                  only=only[src.name])
-            else:
-                sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop)
+            sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop,
+                        only=None if only is None else only.get(src.name))
             if sr.disabled is None:  # a disabled source was not polled: nothing to record
                 repo.record_attempt(src.name, error=sr.fetch_error, next_due=sr.next_due)
         except Interrupted:
@@ -222,4 +220,3 @@ def sync(
             pending.finish()
     report.seconds = time.monotonic() - started
     return report, changes
-

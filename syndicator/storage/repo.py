@@ -1138,10 +1138,14 @@ class Repository:
 
         ``content=False``: entries without their HTML body (``content_html`` is ""), for the digests, which
         show titles, summaries and channels only: a day of thousands of stories loads much less."""
-        in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
         with self._session() as s:
-            stories = s.execute(select(*_STORY).where(*in_range).order_by(m.Story.published.desc(), m.Story.id)).all()
-            return self._entries(s, stories, base_url, content=content, ids_of=select(m.Story.id).where(*in_range))
+            return self._between(s, start, end, base_url, content=content)
+
+    def _between(self, s: Session, start: datetime, end: datetime, base_url: str, *,
+                 content: bool) -> list[StoryEntry]:
+        in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
+        stories = s.execute(select(*_STORY).where(*in_range).order_by(m.Story.published.desc(), m.Story.id)).all()
+        return self._entries(s, stories, base_url, content=content, ids_of=select(m.Story.id).where(*in_range))
 
     def day_entries(self, start: datetime, end: datetime, base_url: str, *,
                     stamps: Iterable[tuple[str, datetime]] | None = None) -> list[StoryEntry]:
@@ -1156,19 +1160,17 @@ class Repository:
         if self._days is None:
             return self.stories_published_between(start, end, base_url, content=False)
         key = (start, end, base_url)
-        in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
         with self._session() as s:  # one transaction: the stamps read here and the entries are one snapshot
             # (id, stamp) as plain tuples: on a busy day this is the one query that reads every story's row
             pairs = stamps if stamps is not None else s.connection().execute(
-                select(m.Story.id, m.Story.changed_at).where(*in_range))
+                select(m.Story.id, m.Story.changed_at)
+                .where(_LIVE, m.Story.published >= start, m.Story.published < end))
             stamp_of = {sid: changed for sid, changed in pairs}
             with self._days_lock:
                 kept = self._days.pop(key, {})
             stale = [sid for sid, changed in stamp_of.items() if (k := kept.get(sid)) is None or k[0] != changed]
             if len(stale) > len(stamp_of) // 4:  # mostly new: the whole day in one query, as without the cache
-                entries = self._entries(s, s.execute(select(*_STORY).where(*in_range)
-                                                     .order_by(m.Story.published.desc(), m.Story.id)).all(),
-                                        base_url, content=False, ids_of=select(m.Story.id).where(*in_range))
+                entries = self._between(s, start, end, base_url, content=False)
                 kept = {e.story_id: (stamp_of[e.story_id], e) for e in entries if e.story_id in stamp_of}
             else:
                 # updated in place: rebuilding thousands of (stamp, entry) pairs after every change costs more

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from . import forked
 from .config import Settings
 from .render.feeds import render_feed
 from .render.site import (
@@ -140,8 +141,25 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
                      "rendering everything")
         changes = None  # a fresh output folder gets everything
     if changes is None:
-        with batched(out):  # thousands of files: two filesystem syncs per 2,000, not two fsyncs each
-            written = _publish(settings, repo, None)
+        started = time.time()  # files written after this by a concurrent writer are never pruned
+        # the page of every story (most of the files) in a forked copy, on the second core, when it can be
+        # forked (a single-threaded command) and the files are the only copy (no output store to share)
+        pages = None
+        if forked.available() and attached_store(out) is None:
+            def article_pages() -> int:
+                repo.after_fork()
+                return _full_article_pages(settings, repo, started)
+
+            pages = forked.start(article_pages, "rendering the article pages")
+        try:
+            with batched(out):  # thousands of files: two filesystem syncs per 2,000, not two fsyncs each
+                written = _publish(settings, repo, None, started=started, article_pages=pages is None)
+        except BaseException:
+            if pages is not None:
+                pages.abandon()
+            raise
+        if pages is not None:
+            written += pages.result()
         # recorded last: a full render that did not finish is done again by the next sync
         write_if_changed(out, mark, render_settings(settings))
         prune(out, {mark}, RENDERED_DIR)
@@ -149,9 +167,12 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     return _publish(settings, repo, changes)
 
 
-def _publish(settings: Settings, repo: Repository, changes: Changes | None) -> int:
+def _publish(settings: Settings, repo: Repository, changes: Changes | None, *, started: float | None = None,
+             article_pages: bool = True) -> int:
+    """``publish`` below its full-render set-up; ``article_pages=False`` leaves the story pages to the caller."""
     out: Path = settings.output.dir
-    started = time.time()  # files written after this by a concurrent writer are never pruned
+    if started is None:
+        started = time.time()  # files written after this by a concurrent writer are never pruned
     site = site_info(settings)
     tags = repo.tags()
     everything = all_spec(settings, repo)
@@ -184,18 +205,32 @@ def _publish(settings: Settings, repo: Repository, changes: Changes | None) -> i
             log.info("removed %s (tag has no stories)", stale)
     # article pages: the link of entries whose source gives no URL of its own
     if changes is None:
-        ids = repo.all_story_ids()
-        keep = {article_page_path(i).removeprefix("articles/") for i in ids}
-        for stale in prune(out, keep, "articles", keep_newer_than=started):
-            log.info("removed %s (story withdrawn)", stale)
-    else:
-        ids = sorted(changes.stories)
+        return written + (_full_article_pages(settings, repo, started) if article_pages else 0)
+    return written + _article_pages(settings, repo, sorted(changes.stories), remove_gone=True)
+
+
+def _full_article_pages(settings: Settings, repo: Repository, started: float) -> int:
+    """Every story's page, and the pages of stories no longer there pruned (a full render)."""
+    out: Path = settings.output.dir
+    ids = repo.all_story_ids()
+    keep = {article_page_path(i).removeprefix("articles/") for i in ids}
+    for stale in prune(out, keep, "articles", keep_newer_than=started):
+        log.info("removed %s (story withdrawn)", stale)
+    with batched(out):  # joins the caller's batch; a batch of its own in a forked copy
+        return _article_pages(settings, repo, ids)
+
+
+def _article_pages(settings: Settings, repo: Repository, ids: list[str], *, remove_gone: bool = False) -> int:
+    """The pages of these stories; with ``remove_gone`` the page of a story that has no entry any more goes."""
+    out: Path = settings.output.dir
+    site = site_info(settings)
+    written = 0
     live = set()
     for chunk in range(0, len(ids), 500):
         for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
             live.add(entry.story_id)
             written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
-    if changes is not None:
+    if remove_gone:
         for gone in set(ids) - live:
             if remove(out, article_page_path(gone)):
                 log.info("removed %s (story withdrawn)", article_page_path(gone))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 from datetime import UTC, datetime
 
 from conftest import SEED_FILE
@@ -36,3 +38,22 @@ def test_short_input_stays_in_process() -> None:
     settings = config.Settings()
     got = list(parallel.normalize_all(_items(5), settings.normalize, settings.tags, workers=4))
     assert [i for i, _ in got] == [0, 1, 2, 3, 4] and got[0][1][0] is not None
+
+
+def test_one_item_past_the_threshold_goes_through_the_pool_in_order() -> None:
+    settings = config.Settings()
+    items = _items(parallel.MIN_ITEMS + 1)
+    pooled = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
+    assert [i for i, _ in pooled] == list(range(len(items)))
+    assert pooled == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
+
+
+def test_breaking_off_while_the_first_items_are_normalized_here_stops_the_workers() -> None:
+    """The pool starts before the first items are normalized in this process (it warms up meanwhile): a
+    caller that stops there must not leave its workers behind."""
+    settings = config.Settings()
+    got = parallel.normalize_all(_items(parallel.MIN_ITEMS + 100), settings.normalize, settings.tags, workers=2)
+    assert [i for i, _ in itertools.islice(got, 5)] == [0, 1, 2, 3, 4]
+    assert multiprocessing.active_children()  # the workers are starting
+    got.close()
+    assert not multiprocessing.active_children()

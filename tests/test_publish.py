@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 from collections.abc import Iterable
@@ -83,3 +84,55 @@ def test_a_tag_that_loses_its_last_story_loses_its_files(tmp_path: Path) -> None
     feeds.rename(tmp_path / "feeds-incremental")
     run(config, "render")
     assert contents(feeds) == incremental
+
+
+def test_the_article_pages_of_a_full_render_are_written_by_a_forked_copy(tmp_path: Path, monkeypatch) -> None:
+    """A single-threaded command renders the story pages in a forked copy: the same files as in order."""
+    from syndicator import forked
+
+    assert forked.available(), "an earlier test left a thread running"
+    started = []
+    real_start = forked.start
+    monkeypatch.setattr(forked, "start", lambda work, what: started.append(what) or real_start(work, what))
+    archive = archive_of(tmp_path, Generator(11, tags=8).posts(40))
+    config = write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    feeds = tmp_path / "feeds"
+    stories = int(re.search(r"new=(\d+)", run(config, "sync")).group(1))  # type: ignore[union-attr]
+    assert started == ["rendering the article pages"]
+    forked_copy = contents(feeds)
+    assert sum(p.startswith("articles/") for p in forked_copy) == stories > 30
+    feeds.rename(tmp_path / "feeds-forked")
+    monkeypatch.setattr(forked, "available", lambda: False)  # as in the service: everything in order
+    run(config, "render")
+    assert len(started) == 1 and contents(feeds) == forked_copy
+
+
+def test_a_failed_forked_part_fails_the_render_and_the_next_sync_renders_everything(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from syndicator import publish
+    from syndicator.errors import RenderError
+
+    archive = archive_of(tmp_path, Generator(12, tags=5).posts(20))
+    config = write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    feeds = tmp_path / "feeds"
+    real = publish._full_article_pages
+
+    def broken(*args: object) -> int:
+        raise RenderError("cannot write: No space left on device", path="articles/x.html")
+
+    monkeypatch.setattr(publish, "_full_article_pages", broken)
+    result = CliRunner().invoke(main, ["--config", str(config), "-q", "sync"])
+    assert result.exit_code == 1
+    assert "rendering the article pages failed: articles/x.html: cannot write: No space left" in result.stderr
+    assert not list((feeds / ".syndicator").glob("rendered-*"))  # not marked as rendered
+    del result  # the failed run ends: its recovery marker's lock goes with it (as when its process exits)
+    gc.collect()
+    monkeypatch.setattr(publish, "_full_article_pages", real)
+    run(config, "sync")  # nothing changed in the archive, and yet everything is written
+    synced = contents(feeds)
+    assert sum(p.startswith("articles/") for p in synced) > 15
+    assert list((feeds / ".syndicator").glob("rendered-*"))
+    feeds.rename(tmp_path / "feeds-synced")
+    run(config, "render")
+    assert contents(feeds) == synced

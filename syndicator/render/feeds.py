@@ -8,6 +8,7 @@ the newest entry's ``updated`` (the Unix epoch for an empty feed), never the bui
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,7 @@ def clean_xml_text(text: str | None) -> str:
     return _XML_INVALID.sub("", text)
 
 
+@functools.lru_cache(maxsize=4096)  # the same links recur in the all feed, tag feeds, pages and digests
 def clean_url(url: str | None) -> str:
     """An absolute URL safe to put in a feed: XML-invalid characters dropped, whitespace trimmed,
     non-ASCII and unsafe characters percent-encoded (existing ``%XX`` escapes are kept); "" for any

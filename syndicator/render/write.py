@@ -284,11 +284,12 @@ class BatchWriter:
         self.window = window
         self.pending: list[tuple[str, Path]] = []  # (temporary file, target)
         self.written = 0
+        self._key = _store_key(out_dir)
 
     def write(self, relpath: str, data: bytes) -> bool:
         """Stage ``data`` for ``out_dir/relpath`` (and put it in an attached store at once, as
         ``write_if_changed`` does); False when neither copy changed."""
-        attached = attached_store(self.out_dir)
+        attached = _STORES.get(self._key)  # = attached_store(self.out_dir), resolved once
         stored = False
         if attached is not None:
             store, files = attached
@@ -368,7 +369,11 @@ _BATCHES = threading.local()  # realpath of an output folder → the BatchWriter
 
 def _batch_of(out_dir: Path) -> BatchWriter | None:
     active: dict[str, BatchWriter] | None = getattr(_BATCHES, "active", None)
-    return active.get(_store_key(out_dir)) if active else None
+    if not active:
+        return None
+    # the folder as the batch was opened with it first: resolving symlinks for each of thousands of files
+    # cost more than writing some of them
+    return active.get(str(out_dir)) or active.get(_store_key(out_dir))
 
 
 @contextlib.contextmanager
@@ -385,8 +390,9 @@ def batched(out_dir: Path, window: int = 2000) -> Iterator[BatchWriter]:
         yield active[key]
         return
     with BatchWriter(out_dir, window) as writer:
-        active[key] = writer
+        active[key] = active[str(out_dir)] = writer
         try:
             yield writer
         finally:
             active.pop(key, None)
+            active.pop(str(out_dir), None)

@@ -1067,6 +1067,11 @@ class Repository:
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
+    def after_fork(self) -> None:
+        """In a forked copy of this process (``forked.start``): leave the pooled connections to the parent
+        (a connection used by two processes mixes their conversations) and open new ones."""
+        self.engine.dispose(close=False)
+
     @staticmethod
     def _state(s: Session, source: str) -> m.SourceState:
         st = s.scalar(select(m.SourceState).join(m.Source).where(m.Source.name == source))

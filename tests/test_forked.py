@@ -1,0 +1,62 @@
+"""A part of the work run in a forked copy of the process: its count comes back, its failure is an error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from syndicator import forked
+from syndicator.errors import RenderError
+
+
+def test_a_forked_part_returns_its_count(tmp_path) -> None:
+    marker = tmp_path / "written-by-the-copy"
+
+    def work() -> int:
+        marker.write_text(str(os.getpid()))
+        return 42
+
+    part = forked.start(work, "the test part")
+    assert part.result() == 42 and part.result() == 42
+    assert int(marker.read_text()) != os.getpid()  # it ran in another process
+
+
+def test_a_failing_part_is_an_error_naming_it() -> None:
+    def work() -> int:
+        raise RenderError("cannot write: No space left on device", path="articles/x.html")
+
+    with pytest.raises(RenderError, match=r"the test part failed: .*No space left on device"):
+        forked.start(work, "the test part").result()
+
+    def crash() -> int:
+        raise ValueError("boom")
+
+    with pytest.raises(RenderError, match=r"the test part failed: ValueError: boom"):
+        forked.start(crash, "the test part").result()
+
+
+def test_a_killed_part_is_an_error() -> None:
+    def work() -> int:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return 1
+
+    with pytest.raises(RenderError, match=r"killed by signal 9"):
+        forked.start(work, "the test part").result()
+
+
+def test_not_available_while_another_thread_runs() -> None:
+    assert forked.available(), f"threads left running by earlier tests: {threading.enumerate()}"
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert not forked.available()
+        with pytest.raises(RuntimeError):
+            forked.start(lambda: 1, "the test part")
+    finally:
+        stop.set()
+        t.join()
+    assert forked.available()

@@ -13,6 +13,7 @@ scheduler, watcher and server threads, does the same work in order in its own th
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -68,7 +69,12 @@ def start(work: Callable[[], int], what: str) -> Part:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     read_fd, write_fd = os.pipe()
+    # the copy shares this process's memory until either writes to it; the copy's garbage collector would
+    # write to every object it walks (and so copy every page) unless the objects made so far are frozen
+    gc.freeze()
     pid = os.fork()
+    if pid != 0:
+        gc.unfreeze()  # this process collects as before
     if pid == 0:  # pragma: no cover - the child's lines run in the copy, which ends with os._exit
         os.close(read_fd)
         code = 1

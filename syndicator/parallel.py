@@ -13,6 +13,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import AsyncResult
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .dedup import Fingerprint, fingerprint
 from .errors import ParseError
 from .normalize import normalize_item
+from .normalize.tags import load_tables
 from .types import Article, RawItem
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
-MIN_ITEMS = 200  # the first items are normalized in-process while the pool starts (that costs ~0.3 s)
+MIN_ITEMS = 200  # up to this many items are normalized in-process (starting the pool costs ~0.3 s)
 # chunks in flight (384 items): the workers go on while the main process stores a batch; 24 were measured
 # 5 % faster at 10,000 posts but 200 MB bigger at the peak (the results wait in the main process)
 AHEAD = 12
@@ -96,7 +98,12 @@ def normalize_all(
     pool = ctx.Pool(n, initializer=_init, initargs=(rules, tags, fingerprints))
     pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
     finished = False
-    it = itertools.chain(head[MIN_ITEMS:], it)
+    # every item goes to the workers, the first ones too: this process waits for them to start (~0.3 s) and
+    # meanwhile loads what storing their results needs (the tables that slug new tags), on a thread
+    it = itertools.chain(head, it)
+    del head
+    loading = threading.Thread(target=load_tables, name="syndicator-load-tables", daemon=True)
+    loading.start()
     try:
         def fill() -> None:
             while len(pending) < AHEAD:
@@ -105,11 +112,6 @@ def normalize_all(
                     return
                 pending.append(([t for t, _ in chunk], pool.apply_async(_work, ([r for _, r in chunk],))))
 
-        # the first items are normalized here while the workers start (~0.3 s) on the chunks after them
-        fill()
-        for tag, raw in head[:MIN_ITEMS]:
-            yield tag, normalize_one(raw, rules, tags, fingerprints)
-        del head
         while True:
             fill()
             if not pending:
@@ -122,6 +124,7 @@ def normalize_all(
                 result.wait(POLL_SECONDS)
             yield from zip(tags_, result.get(), strict=True)
     finally:
+        loading.join()  # no thread of ours outlives the call (a single-threaded command forks its render)
         if finished:
             pool.close()
         else:  # stopped early (a stop request, an error, the caller broke off): drop the chunks in flight

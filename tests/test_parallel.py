@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import threading
 from datetime import UTC, datetime
 
 from conftest import SEED_FILE
@@ -48,12 +49,28 @@ def test_one_item_past_the_threshold_goes_through_the_pool_in_order() -> None:
     assert pooled == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
 
 
-def test_breaking_off_while_the_first_items_are_normalized_here_stops_the_workers() -> None:
-    """The pool starts before the first items are normalized in this process (it warms up meanwhile): a
-    caller that stops there must not leave its workers behind."""
+def test_breaking_off_early_stops_the_workers() -> None:
+    """A caller that stops after the first items (the service asked to stop) leaves no worker behind."""
     settings = config.Settings()
     got = parallel.normalize_all(_items(parallel.MIN_ITEMS + 100), settings.normalize, settings.tags, workers=2)
     assert [i for i, _ in itertools.islice(got, 5)] == [0, 1, 2, 3, 4]
-    assert multiprocessing.active_children()  # the workers are starting
+    assert multiprocessing.active_children()
     got.close()
     assert not multiprocessing.active_children()
+
+
+
+def test_no_thread_outlives_a_pooled_normalization() -> None:
+    """A one-shot command forks its render only while it runs a single thread: the pool's helper threads and
+    the thread that loads the slug tables are gone when the iteration ends (or is broken off)."""
+    from syndicator import forked
+
+    settings = config.Settings()
+    assert forked.available(), "an earlier test left a thread running"
+    items = _items(parallel.MIN_ITEMS + 40)
+    assert len(list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))) == len(items)
+    assert forked.available(), threading.enumerate()
+    got = parallel.normalize_all(items, settings.normalize, settings.tags, workers=2)
+    next(got)
+    got.close()
+    assert forked.available(), threading.enumerate()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -40,7 +41,7 @@ from .render.feeds import EPOCH, as_utc
 from .render.site import DigestLink
 from .render.write import write_if_changed
 from .storage.repo import DigestState, Repository
-from .types import Digest, DigestOptions, SiteInfo
+from .types import Digest, DigestOptions, SiteInfo, StoryEntry
 
 log = logging.getLogger(__name__)
 STALE_CLAIM = timedelta(hours=1)  # a "sending" mark older than this is a crash mid-send: retry
@@ -97,10 +98,40 @@ def _load(settings: Settings, repo: Repository, site: SiteInfo, day: date, fp: s
     ``stamps``: the day's (story, change time) as just read for its fingerprint, when the caller has them."""
     start, end = day_bounds(day, settings.site.timezone)
     entries = repo.day_entries(start, end, site.base_url, stamps=stamps)  # digests show no bodies
-    # as_utc once, of the latest: it is monotonic, and the database's dates are all aware
-    newest = as_utc(max((max(e.updated, e.published) for e in entries), default=EPOCH))
-    state = repo.save_digest(day.isoformat(), fp, len(entries), newest)
+    state = repo.save_digest(day.isoformat(), fp, len(entries), _newest(entries))
     return build_digest(day, entries, options(settings), state.updated)
+
+
+def _newest(entries: list[StoryEntry]) -> datetime:
+    # as_utc once, of the latest: it is monotonic, and the database's dates are all aware
+    return as_utc(max((max(e.updated, e.published) for e in entries), default=EPOCH))
+
+
+LOAD_TOGETHER = 2000  # stories of consecutive days loaded with one query and recorded in one transaction
+
+
+def _load_many(settings: Settings, repo: Repository, site: SiteInfo, days: list[date], prints: dict[date, str],
+               counts: dict[date, int]) -> Iterator[tuple[date, Digest]]:
+    """``_load`` of many days (a full render: every day), a few days at a time: one query and one
+    transaction for up to ``LOAD_TOGETHER`` stories instead of one of each per day (77 days of the real
+    corpus: 0.14 s → 0.05 s of queries). A busy day is loaded alone."""
+    tz = settings.site.timezone
+    group: list[date] = []
+
+    def load(group: list[date]) -> Iterator[tuple[date, Digest]]:
+        loaded = repo.entries_of_days([day_bounds(d, tz) for d in group], site.base_url)
+        states = repo.save_digests([(d.isoformat(), prints[d], len(e), _newest(e)) for d, e in zip(group, loaded, strict=True)])
+        for d, entries in zip(group, loaded, strict=True):
+            yield d, build_digest(d, entries, options(settings), states[d.isoformat()].updated)
+
+    for day in days:
+        if group and (day - group[-1] > timedelta(days=1)
+                      or sum(counts.get(d, 0) for d in group) + counts.get(day, 0) > LOAD_TOGETHER):
+            yield from load(group)
+            group = []
+        group.append(day)
+    if group:
+        yield from load(group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +211,9 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
     # only the days the feeds may need are kept (their feed entries): memory stays flat on a full render
     loaded: dict[date, DigestFeedItem] = {}
 
-    def write_page(day: date, md: bool = False) -> int:
-        digest = _load(settings, repo, site, day, prints[day], read.get(day))
+    def write_page(day: date, md: bool = False, digest: Digest | None = None) -> int:
+        if digest is None:
+            digest = _load(settings, repo, site, day, prints[day], read.get(day))
         sections = digest_sections(site, digest)
         body = digest_body(site, digest, sections)
         if day in latest:
@@ -193,8 +225,12 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
             n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest, sections))
         return n
 
-    for day in changed:
-        written += write_page(day, md=True)
+    if full:
+        for day, digest in _load_many(settings, repo, site, changed, prints, counts):
+            written += write_page(day, md=True, digest=digest)
+    else:
+        for day in changed:
+            written += write_page(day, md=True)
     # the days next to a new or vanished day: their "previous/next day" links change (a day that only changed
     # leaves its neighbours' links as they were)
     came_or_went = _appeared(changed, records) | {date.fromisoformat(k) for k in gone}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -1146,6 +1147,22 @@ class Repository:
         with self._session() as s:
             return self._between(s, start, end, base_url, content=content)
 
+    def entries_of_days(self, bounds: Sequence[tuple[datetime, datetime]], base_url: str) -> list[list[StoryEntry]]:
+        """``day_entries`` of several days (each ``[start, end)``, in order, not overlapping) with one query
+        over their whole span: a full render loads every day's digest, and a query per day cost more than
+        its rows. Entries of the span outside every given day are dropped."""
+        if not bounds:
+            return []
+        with self._session() as s:
+            entries = self._between(s, bounds[0][0], bounds[-1][1], base_url, content=False)
+        starts = [start for start, _ in bounds]
+        days: list[list[StoryEntry]] = [[] for _ in bounds]
+        for e in entries:  # newest first: each day's list keeps the order of its own query
+            i = bisect_right(starts, e.published) - 1
+            if i >= 0 and e.published < bounds[i][1]:
+                days[i].append(e)
+        return days
+
     def _between(self, s: Session, start: datetime, end: datetime, base_url: str, *,
                  content: bool) -> list[StoryEntry]:
         in_range = (_LIVE, m.Story.published >= start, m.Story.published < end)
@@ -1243,22 +1260,30 @@ class Repository:
     def save_digest(self, day: str, fingerprint: str, stories: int, newest: datetime) -> DigestState:
         """Record a day's fingerprint. A new day's ``updated`` is its newest story's date; it moves (to now)
         only when the fingerprint — the day's stories — changes, and stays put otherwise."""
+        return self.save_digests([(day, fingerprint, stories, newest)])[day]
+
+    def save_digests(self, days: Sequence[tuple[str, str, int, datetime]]) -> dict[str, DigestState]:
+        """``save_digest`` for several (day, fingerprint, stories, newest) in one transaction (a full render
+        records every day: one commit each cost more than the rest of recording them)."""
+        states = {}
         with self._session() as s, s.begin():
             # renders of several processes may record the same new day at once (PostgreSQL): insert it unless
             # it is there, then change it under a row lock
             pg = s.get_bind().dialect.name == "postgresql"
             ins = (postgresql.insert if pg else sqlite.insert)(m.DigestRecord)
-            s.execute(ins.values(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
-                      .on_conflict_do_nothing(index_elements=["day"]))
-            row = s.get(m.DigestRecord, day, with_for_update=True, populate_existing=True)
-            if row is None:  # deleted by another process in between
-                row = m.DigestRecord(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
-                s.add(row)
-            elif row.fingerprint != fingerprint:
-                row.fingerprint, row.stories = fingerprint, stories
-                row.updated = max(clock.now(), newest, row.updated)
-            s.flush()
-            return _digest_state(row)
+            for day, fingerprint, stories, newest in days:
+                s.execute(ins.values(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
+                          .on_conflict_do_nothing(index_elements=["day"]))
+                row = s.get(m.DigestRecord, day, with_for_update=True, populate_existing=True)
+                if row is None:  # deleted by another process in between
+                    row = m.DigestRecord(day=day, fingerprint=fingerprint, stories=stories, updated=newest)
+                    s.add(row)
+                elif row.fingerprint != fingerprint:
+                    row.fingerprint, row.stories = fingerprint, stories
+                    row.updated = max(clock.now(), newest, row.updated)
+                s.flush()
+                states[day] = _digest_state(row)
+        return states
 
     def invalidate_digests(self, days: Iterable[str]) -> None:
         """Mark recorded days as changed (empty fingerprint; counts, dates and e-mail state kept): their stories

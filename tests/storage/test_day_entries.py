@@ -95,3 +95,37 @@ def test_the_service_warms_the_newest_day(repos: tuple[Repository, Repository], 
     monkeypatch.setattr(cached, "_entries", lambda s, stories, *a, **k: loads.append(len(stories)) or real(s, stories, *a, **k))
     assert cached.day_entries(*BOUNDS, BASE) == plain.stories_published_between(*BOUNDS, BASE, content=False)
     assert not any(loads)  # nothing left to load: warmed
+
+
+def test_days_loaded_together_equal_each_day_loaded_alone(repos: tuple[Repository, Repository]) -> None:
+    """``entries_of_days`` (a full render loads many days with one query) gives each day exactly what
+    ``day_entries`` gives it, in the same order; stories between the given days are left out."""
+    _, plain = repos
+    days = [DAY + timedelta(days=i) for i in range(5)]
+    posts = [article(f"m{i:02d}", local(days[i % 5], (i * 5) % 24, i % 60), body=f"第{i}天的新闻，编号{i * 13}。")
+             for i in range(30)]
+    posts.append(article("edge", local(days[2], 0, 0), body="零点整发的一篇。"))  # exactly at a day's start
+    save(plain, "s", *posts)
+    wanted = [days[0], days[1], days[3]]  # not day 2: its stories are in the span and must not show up
+    bounds = [day_bounds(d, "Asia/Shanghai") for d in wanted]
+    together = plain.entries_of_days(bounds, BASE)
+    assert [len(e) for e in together] == [6, 6, 6]
+    assert together == [plain.day_entries(start, end, BASE) for start, end in bounds]
+    assert plain.entries_of_days([], BASE) == []
+
+
+def test_digests_saved_together_equal_digests_saved_one_by_one(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    one = Repository(open_database(db_url))
+    when = datetime(2024, 5, 1, 8, tzinfo=UTC)
+    rows = [(f"2024-05-0{i}", f"fp{i}", i, when + timedelta(days=i)) for i in range(1, 4)]
+    states = one.save_digests(rows)
+    assert list(states) == [r[0] for r in rows]
+    assert all(states[d].fingerprint == fp and states[d].stories == n and states[d].updated == t
+               for d, fp, n, t in rows)
+    # the same fingerprint again: nothing moves; a new one: updated moves on, as with save_digest
+    assert one.save_digests(rows) == states
+    moved = one.save_digests([("2024-05-02", "other", 5, when)])["2024-05-02"]
+    assert moved.stories == 5 and moved.updated > states["2024-05-02"].updated
+    assert one.save_digest("2024-05-03", "fp3", 3, when) == states["2024-05-03"]

@@ -120,11 +120,12 @@ def sync(ws: Workspace) -> Run:
     return syndicator(ws, "sync", "--no-progress")
 
 
-def _all_feed(ws: Workspace) -> str:
+def _all_feed(ws: Workspace, after: Run | None = None) -> str:
     try:
         return (ws.out / "all.atom").read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BenchError(f"{ws.out / 'all.atom'} was not written") from None
+        said = f"; the run exited {after.returncode}: {after.output.strip()[-800:]}" if after is not None else ""
+        raise BenchError(f"{ws.out / 'all.atom'} was not written{said}") from None
 
 
 def _title(data: bytes) -> str:
@@ -142,7 +143,7 @@ def cold(ws: Workspace, runs: int) -> Summary:
         ws.move_aside(ws.out)
         ws.reset_database()
         results.append(sync(ws))
-        _all_feed(ws)
+        _all_feed(ws, results[-1])
     return summarize("cold", ws.name, ws.n, "syndicator", results)
 
 
@@ -226,7 +227,7 @@ def render(ws: Workspace, runs: int) -> Summary:
     for _ in range(runs):
         ws.move_aside(ws.out)
         results.append(syndicator(ws, "render"))
-        _all_feed(ws)
+        _all_feed(ws, results[-1])
     return summarize("render", ws.name, ws.n, "syndicator", results)
 
 

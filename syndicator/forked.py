@@ -43,6 +43,9 @@ class Part:
         with os.fdopen(self.fd, "rb") as pipe:
             message = pipe.read().decode("utf-8", "replace").strip()
         _, status = os.waitpid(self.pid, 0)
+        # frozen until the copy is gone: the collector walking every object would write to every page and so
+        # make this process copy all of them while the copy still shares them (the tree's memory doubled)
+        gc.unfreeze()
         code = os.waitstatus_to_exitcode(status)
         if code != 0 or not message.isdigit():
             reason = message or (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
@@ -71,10 +74,10 @@ def start(work: Callable[[], int], what: str) -> Part:
     read_fd, write_fd = os.pipe()
     # the copy shares this process's memory until either writes to it; the copy's garbage collector would
     # write to every object it walks (and so copy every page) unless the objects made so far are frozen
+    gc.collect()
+    _trim_heap()
     gc.freeze()
     pid = os.fork()
-    if pid != 0:
-        gc.unfreeze()  # this process collects as before
     if pid == 0:  # pragma: no cover - the child's lines run in the copy, which ends with os._exit
         os.close(read_fd)
         code = 1
@@ -90,3 +93,14 @@ def start(work: Callable[[], int], what: str) -> Part:
             os._exit(code)
     os.close(write_fd)
     return Part(pid, read_fd, what)
+
+
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``) before forking: a heap
+    that grew while storing and was freed since would otherwise be shared, then copied page by page."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# the first batch of a sync is stored sooner: the main process stores it while the workers normalize the
+# next files, instead of waiting idle until they have made a whole batch
+FIRST_BATCH = 100
 
 Progress = Callable[[str, int], None]  # (source name, files done so far)
 StopAsked = Callable[[], bool]  # True once the service is asked to stop (SIGTERM/SIGINT)
@@ -94,9 +97,11 @@ def sync_archive(
     scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
                                max_bytes=settings.limits.max_file_bytes, only=only)
     batch: list[ItemChange] = []
-    done = 0
+    done = flushed = 0
 
     def flush() -> None:
+        nonlocal flushed
+        flushed += 1
         if batch:
             r = repo.save_batch(src.name, batch)
             _count(report, r)
@@ -119,7 +124,7 @@ def sync_archive(
             report.skipped += 1
             report.errors.append(f"{fr.item.key}: {error}")
             batch.append(ItemChange(fr.item.key, fr.state, None, error=error))
-        if len(batch) >= BATCH:
+        if len(batch) >= (BATCH if flushed else min(BATCH, FIRST_BATCH)):
             flush()
         if progress is not None and done % 50 == 0:
             progress(src.name, done)

@@ -60,3 +60,15 @@ def test_not_available_while_another_thread_runs() -> None:
         stop.set()
         t.join()
     assert forked.available()
+
+
+def test_the_collector_is_frozen_while_the_copy_runs_and_thawed_after() -> None:
+    """The parent keeps its objects frozen for the collector while the copy shares its pages (a full
+    collection would write to all of them), and collects as before once the copy is done."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    part = forked.start(lambda: 7, "the test part")
+    assert gc.get_freeze_count() > 0
+    assert part.result() == 7
+    assert gc.get_freeze_count() == 0

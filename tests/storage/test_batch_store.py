@@ -70,3 +70,27 @@ def test_one_batch_decides_as_one_by_one(tmp_path: Path, posts: Path, db_url: st
     mixed = stored(tmp_path / "mixed", posts, f"sqlite:///{tmp_path / 'mixed' / 'db.sqlite'}", 37, monkeypatch)
     for name in QUERIES:
         assert mixed[name] == one_by_one[name], name
+
+
+def test_the_first_batch_is_stored_early(tmp_path: Path, posts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync stores its first ``FIRST_BATCH`` files at once (the workers go on meanwhile), then batches of
+    ``BATCH``; a smaller ``BATCH`` is used from the start."""
+    sizes: list[int] = []
+    real = Repository.save_batch
+
+    def counting(self: Repository, source: str, changes, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(changes))
+        return real(self, source, changes, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "save_batch", counting)
+    monkeypatch.setattr(sync, "BATCH", 60)
+    settings = load(write_config(tmp_path, posts, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    assert sync.FIRST_BATCH < POSTS
+    sync.sync(settings, Repository(open_database(settings.database.url)), render=False)
+    assert sizes == [min(60, sync.FIRST_BATCH), *[60] * ((POSTS - min(60, sync.FIRST_BATCH)) // 60), 20], sizes
+    sizes.clear()
+    monkeypatch.setattr(sync, "BATCH", 500)
+    (tmp_path / "big").mkdir()
+    settings = load(write_config(tmp_path / "big", posts, db_url=f"sqlite:///{tmp_path / 'big.sqlite'}"))
+    sync.sync(settings, Repository(open_database(settings.database.url)), render=False)
+    assert sizes == [sync.FIRST_BATCH, POSTS - sync.FIRST_BATCH], sizes

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.pool import AsyncResult
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, TypeVar
 from .dedup import Fingerprint, fingerprint
 from .errors import ParseError
 from .normalize import normalize_item
-from .normalize.tags import load_tables
 from .types import Article, RawItem
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
-MIN_ITEMS = 200  # up to this many items are normalized in-process (starting the pool costs ~0.3 s)
+MIN_ITEMS = 200  # the first items are normalized in-process while the pool starts (that costs ~0.3 s)
 # chunks in flight (384 items): the workers go on while the main process stores a batch; 24 were measured
 # 5 % faster at 10,000 posts but 200 MB bigger at the peak (the results wait in the main process)
 AHEAD = 12
@@ -84,33 +83,36 @@ def normalize_all(
     """
     it = iter(items)
     n = cpu_count() if workers is None else workers
-    # only an input longer than MIN_ITEMS gets the pool: look that far ahead (the files are read now)
-    head = list(itertools.islice(it, MIN_ITEMS + 1)) if n > 1 else []
-    if len(head) <= MIN_ITEMS:
-        for tag, raw in itertools.chain(head, it):
+    if n <= 1:
+        for tag, raw in it:
             yield tag, normalize_one(raw, rules, tags, fingerprints)
         return
-    ctx = multiprocessing.get_context("forkserver")
-    # nothing preloaded: the pool starts at once and the workers import normalize/ themselves, while this
-    # process keeps polling the stop flag (a preloading forkserver would block here for seconds)
-    ctx.set_forkserver_preload([])
-    # multiprocessing.Pool rather than ProcessPoolExecutor: it can terminate its workers (Python 3.11)
-    pool = ctx.Pool(n, initializer=_init, initargs=(rules, tags, fingerprints))
-    pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
+    pool: multiprocessing.pool.Pool | None = None
     finished = False
-    # every item goes to the workers, the first ones too: this process waits for them to start (~0.3 s) and
-    # meanwhile loads what storing their results needs (the tables that slug new tags), on a thread
-    it = itertools.chain(head, it)
-    del head
-    loading = threading.Thread(target=load_tables, name="syndicator-load-tables", daemon=True)
-    loading.start()
     try:
+        # the first MIN_ITEMS items are normalized here, read one by one (no read-ahead: a file that vanishes
+        # meanwhile is reported as such); only a longer input gets the pool, for the rest. The pool is
+        # started halfway (a longer input is likely by then): its workers start (~0.3 s) while this process
+        # does the second half, instead of after it; an input that ends before MIN_ITEMS never uses it
+        for i, (tag, raw) in enumerate(itertools.islice(it, MIN_ITEMS)):
+            if i == MIN_ITEMS // 2:
+                pool = _start_pool(n, rules, tags, fingerprints)
+            yield tag, normalize_one(raw, rules, tags, fingerprints)
+        rest = next(it, None)
+        if rest is None:
+            return
+        it = itertools.chain([rest], it)
+        if pool is None:
+            pool = _start_pool(n, rules, tags, fingerprints)
+        running = pool
+        pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
+
         def fill() -> None:
             while len(pending) < AHEAD:
                 chunk = list(itertools.islice(it, CHUNK))
                 if not chunk:
                     return
-                pending.append(([t for t, _ in chunk], pool.apply_async(_work, ([r for _, r in chunk],))))
+                pending.append(([t for t, _ in chunk], running.apply_async(_work, ([r for _, r in chunk],))))
 
         while True:
             fill()
@@ -124,9 +126,18 @@ def normalize_all(
                 result.wait(POLL_SECONDS)
             yield from zip(tags_, result.get(), strict=True)
     finally:
-        loading.join()  # no thread of ours outlives the call (a single-threaded command forks its render)
-        if finished:
-            pool.close()
-        else:  # stopped early (a stop request, an error, the caller broke off): drop the chunks in flight
-            pool.terminate()
-        pool.join()
+        if pool is not None:
+            if finished:
+                pool.close()
+            else:  # stopped early (a stop request, an error, the caller broke off; or never used)
+                pool.terminate()
+            pool.join()
+
+
+def _start_pool(n: int, rules: NormalizeSettings, tags: TagSettings, fingerprints: bool) -> multiprocessing.pool.Pool:
+    ctx = multiprocessing.get_context("forkserver")
+    # nothing preloaded: the pool starts at once and the workers import normalize/ themselves, while this
+    # process keeps polling the stop flag (a preloading forkserver would block here for seconds)
+    ctx.set_forkserver_preload([])
+    # multiprocessing.Pool rather than ProcessPoolExecutor: it can terminate its workers (Python 3.11)
+    return ctx.Pool(n, initializer=_init, initargs=(rules, tags, fingerprints))

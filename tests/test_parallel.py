@@ -50,19 +50,28 @@ def test_one_item_past_the_threshold_goes_through_the_pool_in_order() -> None:
 
 
 def test_breaking_off_early_stops_the_workers() -> None:
-    """A caller that stops after the first items (the service asked to stop) leaves no worker behind."""
+    """The pool starts halfway through the first items (its workers warm up while this process does the
+    rest of them): a caller that stops there (the service asked to stop) leaves no worker behind."""
     settings = config.Settings()
     got = parallel.normalize_all(_items(parallel.MIN_ITEMS + 100), settings.normalize, settings.tags, workers=2)
-    assert [i for i, _ in itertools.islice(got, 5)] == [0, 1, 2, 3, 4]
-    assert multiprocessing.active_children()
+    first = [i for i, _ in itertools.islice(got, parallel.MIN_ITEMS // 2 + 10)]
+    assert first == list(range(parallel.MIN_ITEMS // 2 + 10))
+    assert multiprocessing.active_children()  # started halfway, before it is needed
     got.close()
     assert not multiprocessing.active_children()
 
 
+def test_an_input_that_ends_before_the_threshold_never_uses_the_pool() -> None:
+    settings = config.Settings()
+    items = _items(parallel.MIN_ITEMS - 10)  # long enough for the pool to start, too short to use it
+    got = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
+    assert got == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
+    assert not multiprocessing.active_children()
+
 
 def test_no_thread_outlives_a_pooled_normalization() -> None:
-    """A one-shot command forks its render only while it runs a single thread: the pool's helper threads and
-    the thread that loads the slug tables are gone when the iteration ends (or is broken off)."""
+    """A one-shot command forks its render only while it runs a single thread: the pool's helper threads are
+    gone when the iteration ends (or is broken off)."""
     from syndicator import forked
 
     settings = config.Settings()
@@ -71,6 +80,6 @@ def test_no_thread_outlives_a_pooled_normalization() -> None:
     assert len(list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))) == len(items)
     assert forked.available(), threading.enumerate()
     got = parallel.normalize_all(items, settings.normalize, settings.tags, workers=2)
-    next(got)
+    list(itertools.islice(got, parallel.MIN_ITEMS + 5))
     got.close()
     assert forked.available(), threading.enumerate()

@@ -15,12 +15,6 @@ _SPLIT = re.compile(r"[,，、;；\s]+")
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 
 
-def load_tables() -> None:
-    """Load pypinyin's tables now (~0.3 s), e.g. on a thread while a large sync waits for its workers, so
-    that ``slugify``'s first call does not pay for them in the middle of storing a batch."""
-    import pypinyin  # noqa: F401
-
-
 @lru_cache(maxsize=4096)
 def slugify(name: str) -> str:
     """ASCII, stable: pinyin for Chinese ('安全生产' → 'an-quan-sheng-chan'), lowercase, [a-z0-9-]."""

@@ -54,8 +54,8 @@ def test_breaking_off_early_stops_the_workers() -> None:
     rest of them): a caller that stops there (the service asked to stop) leaves no worker behind."""
     settings = config.Settings()
     got = parallel.normalize_all(_items(parallel.MIN_ITEMS + 100), settings.normalize, settings.tags, workers=2)
-    first = [i for i, _ in itertools.islice(got, parallel.MIN_ITEMS // 2 + 10)]
-    assert first == list(range(parallel.MIN_ITEMS // 2 + 10))
+    first = [i for i, _ in itertools.islice(got, parallel.POOL_AT + 10)]
+    assert first == list(range(parallel.POOL_AT + 10))
     assert multiprocessing.active_children()  # started halfway, before it is needed
     got.close()
     assert not multiprocessing.active_children()

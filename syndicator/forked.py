@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 
 from .errors import RenderError
+from .libc import trim_heap
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def start(work: Callable[[], int], what: str) -> Part:
     # the copy shares this process's memory until either writes to it; the copy's garbage collector would
     # write to every object it walks (and so copy every page) unless the objects made so far are frozen
     gc.collect()
-    _trim_heap()
+    trim_heap()  # a heap that grew while storing and was freed since would be shared, then copied
     gc.freeze()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's lines run in the copy, which ends with os._exit
@@ -94,13 +95,3 @@ def start(work: Callable[[], int], what: str) -> Part:
     os.close(write_fd)
     return Part(pid, read_fd, what)
 
-
-def _trim_heap() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``) before forking: a heap
-    that grew while storing and was freed since would otherwise be shared, then copied page by page."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass

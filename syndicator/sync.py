@@ -97,11 +97,9 @@ def sync_archive(
     scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
                                max_bytes=settings.limits.max_file_bytes, only=only)
     batch: list[ItemChange] = []
-    done = flushed = 0
+    done = 0
 
     def flush() -> None:
-        nonlocal flushed
-        flushed += 1
         if batch:
             r = repo.save_batch(src.name, batch)
             _count(report, r)
@@ -124,7 +122,8 @@ def sync_archive(
             report.skipped += 1
             report.errors.append(f"{fr.item.key}: {error}")
             batch.append(ItemChange(fr.item.key, fr.state, None, error=error))
-        if len(batch) >= (BATCH if flushed else min(BATCH, FIRST_BATCH)):
+        first = len(batch) == done  # no batch stored yet (every file goes into the batch)
+        if len(batch) >= (min(BATCH, FIRST_BATCH) if first else BATCH):
             flush()
         if progress is not None and done % 50 == 0:
             progress(src.name, done)

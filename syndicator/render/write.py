@@ -12,7 +12,6 @@ the same bytes): then every write, removal and prune below that folder goes to t
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import os
 import tempfile
@@ -20,9 +19,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import RenderError
+from ..libc import libc
 
 TEMP_PREFIX = ".syndicator-tmp-"
 # A temporary file this old belongs to a writer that died; a younger one may be another process's write.
@@ -234,19 +234,6 @@ def prune(out_dir: Path, keep: set[str], under: str, *, keep_newer_than: float |
     return sorted(removed)
 
 
-@functools.cache
-def _libc() -> Any:
-    """The C library this process already has loaded, looked up once.
-
-    ``CDLL(None)`` opens the running program's own symbol table, which holds libc's: no file search.
-    (``ctypes.util.find_library`` runs ``ldconfig -p`` in a child process — a fork of this one, whose pages
-    the benchmark then counted twice, twice per 2,000 files.)
-    """
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def _sync_filesystem(directory: Path) -> None:
     """Flush every dirty page of the filesystem holding ``directory`` (syncfs(2); sync(2) elsewhere).
 
@@ -254,10 +241,9 @@ def _sync_filesystem(directory: Path) -> None:
     about what one fsync does, so a batch of thousands of files pays it twice instead of twice per file.
     """
     try:
-        libc = _libc()
         fd = os.open(directory, os.O_RDONLY)
         try:
-            if libc.syncfs(fd) == 0:
+            if libc().syncfs(fd) == 0:
                 return
         finally:
             os.close(fd)
@@ -373,7 +359,10 @@ def _batch_of(out_dir: Path) -> BatchWriter | None:
         return None
     # the folder as the batch was opened with it first: resolving symlinks for each of thousands of files
     # cost more than writing some of them
-    return active.get(str(out_dir)) or active.get(_store_key(out_dir))
+    for writer in active.values():
+        if writer.out_dir == out_dir:
+            return writer
+    return active.get(_store_key(out_dir))
 
 
 @contextlib.contextmanager
@@ -390,9 +379,8 @@ def batched(out_dir: Path, window: int = 2000) -> Iterator[BatchWriter]:
         yield active[key]
         return
     with BatchWriter(out_dir, window) as writer:
-        active[key] = active[str(out_dir)] = writer
+        active[key] = writer
         try:
             yield writer
         finally:
             active.pop(key, None)
-            active.pop(str(out_dir), None)

@@ -94,6 +94,8 @@ def sync_archive(
     report = SourceReport(src.name)
     assert src.path is not None
     known = repo.file_states(src.name, None if only is None else {archive.key_for(rel) for rel in only})
+    path = src.path
+    repo.expect_articles(lambda: archive.count_posts(path) - len(known))
     scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
                                max_bytes=settings.limits.max_file_bytes, only=only)
     batch: list[ItemChange] = []
@@ -191,29 +193,10 @@ def sync(
     report = SyncReport()
     changes = Changes()
     chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
-    for src in chosen:
-        repo.ensure_source(src.name, src.type, str(src.path or src.url))
-        try:
-            syncer = SOURCE_TYPES.get(src.type)
-            if syncer is None:
-                raise SourceError(f"source type {src.type!r} is not supported", source=src.name)
-            sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop,
-                        only=None if only is None else only.get(src.name))
-            if sr.disabled is None:  # a disabled source was not polled: nothing to record
-                repo.record_attempt(src.name, error=sr.fetch_error, next_due=sr.next_due)
-        except Interrupted:
-            raise
-        except SyndicatorError as exc:
-            log.error("%s", exc)
-            sr = SourceReport(src.name, errors=[str(exc)])
-            repo.record_attempt(src.name, error=str(exc))
-        report.sources.append(sr)
-        quiet = not (sr.new or sr.updated or sr.duplicates or sr.skipped or sr.withdrawn or sr.errors)
-        log.log(
-            logging.DEBUG if quiet else logging.INFO,  # the service polls every few seconds: say only news
-            "%s: new=%d updated=%d duplicates=%d unchanged=%d skipped=%d withdrawn=%d",
-            src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
-        )
+    with repo.bulk_index():  # a first sync builds the near-duplicate index once, at its end
+        for src in chosen:
+            _sync_source(settings, repo, src, report, changes, full=full, progress=progress, stop=stop,
+                         only=None if only is None else only.get(src.name))
     if render:
         everything = full or (pending is not None and pending.recovering)
         if everything or changes or not all((settings.output.dir / f).exists() for f in published_files(settings)):
@@ -224,3 +207,32 @@ def sync(
             pending.finish()
     report.seconds = time.monotonic() - started
     return report, changes
+
+
+def _sync_source(
+    settings: Settings, repo: Repository, src: SourceSettings, report: SyncReport, changes: Changes, *, full: bool,
+    progress: Progress | None, stop: StopAsked | None, only: Collection[str] | None,
+) -> None:
+    """Sync one source into ``report`` and ``changes``; its failure is logged and reported, not raised."""
+    repo.ensure_source(src.name, src.type, str(src.path or src.url))
+    try:
+        syncer = SOURCE_TYPES.get(src.type)
+        if syncer is None:
+            raise SourceError(f"source type {src.type!r} is not supported", source=src.name)
+        sr = syncer(settings, repo, src, full=full, changes=changes, progress=progress, stop=stop,
+                    only=only)
+        if sr.disabled is None:  # a disabled source was not polled: nothing to record
+            repo.record_attempt(src.name, error=sr.fetch_error, next_due=sr.next_due)
+    except Interrupted:
+        raise
+    except SyndicatorError as exc:
+        log.error("%s", exc)
+        sr = SourceReport(src.name, errors=[str(exc)])
+        repo.record_attempt(src.name, error=str(exc))
+    report.sources.append(sr)
+    quiet = not (sr.new or sr.updated or sr.duplicates or sr.skipped or sr.withdrawn or sr.errors)
+    log.log(
+        logging.DEBUG if quiet else logging.INFO,  # the service polls every few seconds: say only news
+        "%s: new=%d updated=%d duplicates=%d unchanged=%d skipped=%d withdrawn=%d",
+        src.name, sr.new, sr.updated, sr.duplicates, sr.unchanged, sr.skipped, sr.withdrawn,
+    )

@@ -58,6 +58,11 @@ def walk(root: Path) -> Iterator[tuple[str, str]]:
             yield prefix + name, os.path.join(path, name)
 
 
+def count_posts(root: Path) -> int:
+    """How many post files ``walk`` would list (names only: nothing is stat'ed or read)."""
+    return sum(len(names) for _, _, names, _ in _folders(str(root)))
+
+
 def _is_post(name: str) -> bool:
     return name.lower().endswith(SUFFIXES) and not name.startswith(".")
 

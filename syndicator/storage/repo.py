@@ -9,12 +9,14 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Engine, Select, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,6 +29,7 @@ from ..types import Article as ArticleValue
 from ..types import Carrier, StoryEntry
 from ..types import Tag as TagValue
 from . import schema as m
+from .bandmap import BandMap
 
 log = logging.getLogger(__name__)
 # "the story is live", written as a function of the column: SQLite then drives a query by the index of its
@@ -38,6 +41,7 @@ _STORY = (m.Story.id, m.Story.canonical_article_id, m.Story.published, m.Story.u
 _MEMBER = (m.Article.id, m.Article.story_id, m.Article.title, m.Article.link, m.Article.author, m.Article.summary,
            m.Article.channel, m.Article.publisher, m.Article.source_id)
 T = TypeVar("T")
+_BAND_INDEX = "ix_article_bands_key"  # the band key look-up index a bulk sync builds at its end (bulk_index)
 #: The day cache (``Repository.remember_busy_days``) keeps days of at least this many stories, this many days.
 BUSY_DAY = 500
 BUSY_DAYS_KEPT = 3
@@ -137,6 +141,7 @@ class Repository:
         # (start, end, base_url) → story id → (changed_at, entry); None: off (see remember_busy_days)
         self._days: OrderedDict[tuple[datetime, datetime, str], dict[str, tuple[datetime, StoryEntry]]] | None = None
         self._days_lock = threading.Lock()
+        self._bulk: _BulkIndex | None = None  # see bulk_index
 
     def remember_busy_days(self) -> None:
         """Keep the digest entries of busy days between ``day_entries`` calls (for a long-running process).
@@ -144,6 +149,55 @@ class Repository:
         The service re-renders today's digest page after every change; on a day of thousands of stories,
         loading them again is most of that. Off by default: a one-shot command loads each day once."""
         self._days = OrderedDict()
+
+    # -- bulk syncs -----------------------------------------------------------------------------
+    @contextmanager
+    def bulk_index(self) -> Iterator[bool]:
+        """Store a sync into an empty near-duplicate index without keeping ``ix_article_bands_key`` up to date.
+
+        Yields whether bulk mode is on. It is on SQLite when no article is indexed yet (a first sync): the
+        index is dropped, each batch's band look-ups are answered from a ``BandMap`` of what this sync stored
+        (the same rows: nothing else was indexed), and the index is built once at the end, also after an error
+        or a stop. Random inserts into that B-tree were most of a cold sync at 100,000 posts. Should another
+        process index articles meanwhile (every writer takes the writer's turn, so only a stray one could),
+        the next batch sees it and builds the index before its look-ups. A process killed in bulk mode leaves
+        the index missing: the next sync builds it first (``_ensure_band_index``).
+        """
+        if self._bulk is not None or not self.thresholds.enabled or self.engine.dialect.name != "sqlite":
+            yield False
+            return
+        with self._session() as s, s.begin():
+            self._ensure_band_index(s)
+            empty = s.scalar(select(m.ArticleBand.article_id).limit(1)) is None
+            if empty:
+                s.execute(text(f"DROP INDEX {_BAND_INDEX}"))
+        if not empty:
+            yield False
+            return
+        self._bulk = _BulkIndex(BandMap(dedup.BANDS + 1))
+        try:
+            yield True
+        finally:
+            self._end_bulk()
+
+    def expect_articles(self, count: Callable[[], int]) -> None:
+        """In bulk mode, make room in the map for ``count()`` articles (not called otherwise)."""
+        if self._bulk is not None:
+            self._bulk.bands.reserve(count())
+
+    def _end_bulk(self) -> None:
+        """Leave bulk mode: build ``ix_article_bands_key`` (one sort) and free the map."""
+        self._bulk = None
+        with self._session() as s, s.begin():
+            self._ensure_band_index(s)
+
+    @staticmethod
+    def _ensure_band_index(s: Session) -> None:
+        started = time.monotonic()
+        if s.scalar(text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": _BAND_INDEX}):
+            return
+        s.execute(text(f"CREATE INDEX {_BAND_INDEX} ON {_table(m.ArticleBand).name} (band_key)"))
+        log.debug("built the near-duplicate index in %.2fs", time.monotonic() - started)
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
@@ -288,6 +342,7 @@ class Repository:
             with self._session() as s, s.begin():
                 if deleted or any(c.article is not None for c in changes):
                     self._serialize_story_writes(s)
+                    self._check_bulk(s)
                 src = s.scalar(select(m.Source).where(m.Source.name == source))
                 if src is None:
                     raise StorageError(f"[{source}] source is not registered")
@@ -333,9 +388,30 @@ class Repository:
                     self._put_fetch_state(s, src.id, fetch_state)
                 for hook in self.batch_hooks:
                     hook(s, result)
+                if self._bulk is not None:
+                    self._bulk.last_rowid = self._band_rowid(s)
         except DBAPIError as exc:
             raise StorageError(f"[{source}] database error: {exc.orig}") from None
+        if self._bulk is not None:
+            self._bulk.commit()
         return result
+
+    def _check_bulk(self, s: Session) -> None:
+        """In bulk mode, at the start of a write transaction: leave it (building the index now) when rows
+        appeared in ``article_bands`` that this sync did not write, since the map does not know them."""
+        bulk = self._bulk
+        if bulk is None:
+            return
+        bulk.pending.clear()  # what a failed transaction recorded never happened
+        if self._band_rowid(s) != bulk.last_rowid:
+            log.info("articles were indexed by another process during a bulk sync: building the near-duplicate "
+                     "index now")
+            self._bulk = None
+            self._ensure_band_index(s)
+
+    @staticmethod
+    def _band_rowid(s: Session) -> int:
+        return int(s.scalar(text(f"SELECT coalesce(max(rowid), 0) FROM {_table(m.ArticleBand).name}")) or 0)
 
     def _apply_article(
         self, s: Session, source_id: int, a: ArticleValue, now: datetime, result: BatchResult, touched: set[str]
@@ -481,6 +557,8 @@ class Repository:
             )
             if fp is not None:
                 bands.extend(zip(itertools.repeat(a.id), range(len(fp.bands)), fp.bands, strict=False))
+                if self._bulk is not None:
+                    self._bulk.pending.append((a.id, fp.bands))
             tags.extend((a.id, tid) for tid in dict.fromkeys(self._tag_id(s, n) for n in dict.fromkeys(a.tags) if n))
             touched.add(story_id)
         conn = s.connection()  # Core inserts on the tables: the ORM's bulk path costs as much again per row
@@ -581,10 +659,11 @@ class Repository:
                     s.execute(insert(table), values)
             return len(fresh)
 
-    @staticmethod
-    def _index(s: Session, article_id: str, fp: dedup.Fingerprint) -> None:
+    def _index(self, s: Session, article_id: str, fp: dedup.Fingerprint) -> None:
         """(Re)write the article's LSH band rows."""
         s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == article_id))
+        if self._bulk is not None:
+            self._bulk.pending.append((article_id, fp.bands))
         if fp.bands:
             s.execute(
                 insert(m.ArticleBand),
@@ -765,6 +844,8 @@ class Repository:
         if row is not None and row.withdrawn_at is None:
             row.withdrawn_at = now
             s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == row.id))  # not a candidate any more
+            if self._bulk is not None:
+                self._bulk.pending.append((row.id, ()))
             result.withdrawn += 1
             touched.add(row.story_id)
 
@@ -1377,6 +1458,29 @@ class _Member:
     text_length: int
 
 
+class _Bands(Protocol):
+    """Band key → (article id, band number) pairs: a dict of one batch's, or a bulk sync's ``BandMap``."""
+
+    def get(self, key: int, default: Sequence[tuple[str, int]], /) -> Sequence[tuple[str, int]]: ...
+
+
+@dataclass(slots=True)
+class _BulkIndex:
+    """A bulk sync's in-memory band index and the changes of the open transaction (applied once committed)."""
+
+    bands: BandMap
+    last_rowid: int = 0  # article_bands' highest rowid when this sync last committed: another writer moves it
+    pending: list[tuple[str, Sequence[int]]] = field(default_factory=list)  # (article id, its bands; () = gone)
+
+    def commit(self) -> None:
+        for article_id, bands in self.pending:
+            if bands:
+                self.bands.add(article_id, bands)
+            else:
+                self.bands.discard(article_id)
+        self.pending.clear()
+
+
 class _BatchCandidates:
     """The candidates ``Repository._candidates`` would return for each new article of a batch, as if the
     batch's articles were stored one by one: database rows fetched up front, earlier batch articles in memory.
@@ -1406,8 +1510,13 @@ class _BatchCandidates:
                         continue
                     seen.add(aid)
                     self._remember(dedup.Candidate(aid, sid, h, cu, title=title, source=src))
-        self.db_bands: dict[int, list[tuple[str, int]]] = {}
-        keys = sorted({k for _, _, fp in prepared if self._banded(fp) for k in fp.bands})  # type: ignore[union-attr]
+        self.db_bands: _Bands = {}
+        # in a bulk sync the map holds every indexed article (Repository.bulk_index); else ask the index
+        keys = [] if repo._bulk is not None else sorted(
+            {k for _, _, fp in prepared if self._banded(fp) for k in fp.bands})  # type: ignore[union-attr]
+        if repo._bulk is not None:
+            self.db_bands = repo._bulk.bands
+        db_bands: dict[int, list[tuple[str, int]]] = {}
         for key_chunk in _chunks(keys, 5000):
             # band keys are our own integers, written into the statement: binding 20,000 parameters per batch
             # costs SQLAlchemy more than the look-up itself
@@ -1417,7 +1526,9 @@ class _BatchCandidates:
             for key, aid, band_no in s.connection().exec_driver_sql(
                 f"SELECT band_key, article_id, band_no FROM article_bands WHERE band_key IN ({listed})"
             ):
-                self.db_bands.setdefault(key, []).append((aid, band_no))
+                db_bands.setdefault(key, []).append((aid, band_no))
+        if keys:
+            self.db_bands = db_bands
         # the texts of the database articles that can be among an article's top candidates
         wanted: set[str] = set()
         for a, _, fp in prepared:
@@ -1444,9 +1555,7 @@ class _BatchCandidates:
             self.by_url.setdefault(c.canonical_url, []).append(c)
 
     @staticmethod
-    def _count(
-        fp: dedup.Fingerprint, index: dict[int, list[tuple[str, int]]], own: str
-    ) -> dict[str, tuple[int, int]]:
+    def _count(fp: dedup.Fingerprint, index: _Bands, own: str) -> dict[str, tuple[int, int]]:
         """article id → (band rows shared, highest band number shared), as the SQL ``GROUP BY`` counts."""
         out: dict[str, tuple[int, int]] = {}
         for key in set(fp.bands):

@@ -1,0 +1,171 @@
+"""A first sync stores without the band key index and builds it at the end (``Repository.bulk_index``).
+
+It must decide exactly what a sync with the index decides, leave the index in place whatever happens (an
+error, a stop, a kill), and give way to the index when another writer indexes articles meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import write_config
+from sqlalchemy import Engine, text
+from test_batch_store import POSTS, QUERIES
+
+from syndicator import clock, sync
+from syndicator.config import Settings, load
+from syndicator.errors import Interrupted
+from syndicator.storage.engine import open_database
+from syndicator.storage.repo import FileState, ItemChange, Repository
+from syndicator.types import Article
+
+BATCH = 37  # several batches, so look-ups meet both the map (earlier batches) and the batch itself
+INDEX = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'ix_article_bands_key'"
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(sync, "BATCH", BATCH)
+    clock.set_now(lambda: datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+    yield
+    clock.set_now(None)
+
+
+@pytest.fixture(scope="module")
+def posts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from bench.generate import generate  # test_batch_store puts bench/ on the path
+
+    return generate(tmp_path_factory.mktemp("archive"), POSTS, seed=11)
+
+
+def open_repo(folder: Path, posts: Path) -> tuple[Settings, Repository]:
+    folder.mkdir(exist_ok=True)
+    settings = load(write_config(folder, posts, db_url=f"sqlite:///{folder / 'db.sqlite'}"))
+    return settings, Repository(open_database(settings.database.url))
+
+
+def tables(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    with engine.connect() as conn:
+        return {name: [tuple(r) for r in conn.execute(text(q))] for name, q in QUERIES.items()}
+
+
+def index_sql(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(text(INDEX)).scalar()
+
+
+@contextlib.contextmanager
+def no_bulk(self: Repository) -> Iterator[bool]:
+    yield False
+
+
+def test_a_first_sync_decides_as_with_the_index(tmp_path: Path, posts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, repo = open_repo(tmp_path / "bulk", posts)
+    indexed_sql = index_sql(repo.engine)
+    modes: list[bool] = []
+    real = Repository.bulk_index
+
+    @contextlib.contextmanager
+    def spying(self: Repository) -> Iterator[bool]:
+        with real(self) as on:
+            modes.append(on)
+            assert index_sql(self.engine) is None if on else True  # the index is really gone meanwhile
+            yield on
+
+    monkeypatch.setattr(Repository, "bulk_index", spying)
+    report, _ = sync.sync(settings, repo, render=False)
+    assert modes == [True]
+    assert report.total("duplicates") > 10
+    assert index_sql(repo.engine) == indexed_sql  # built again, the same definition
+    bulk = tables(repo.engine)
+
+    monkeypatch.setattr(Repository, "bulk_index", no_bulk)
+    settings, plain = open_repo(tmp_path / "plain", posts)
+    sync.sync(settings, plain, render=False)
+    assert tables(plain.engine) == bulk
+
+    monkeypatch.setattr(Repository, "bulk_index", spying)
+    sync.sync(settings, repo, render=False, full=True)  # articles indexed now: the index is kept and used
+    assert modes == [True, False]
+    assert tables(repo.engine) == bulk
+
+
+def test_the_index_is_built_after_a_stop_and_after_a_kill(tmp_path: Path, posts: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, repo = open_repo(tmp_path / "stopped", posts)
+    saved = 0
+    real_save = Repository.save_batch
+
+    def counting(self: Repository, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal saved
+        saved += 1
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "save_batch", counting)
+    with pytest.raises(Interrupted):
+        sync.sync(settings, repo, render=False, stop=lambda: saved >= 2)
+    assert index_sql(repo.engine) is not None
+    # a process killed in bulk mode leaves no index: the next sync builds it before anything else
+    with repo.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_article_bands_key"))
+    sync.sync(settings, repo, render=False)
+    assert index_sql(repo.engine) is not None
+
+    monkeypatch.setattr(Repository, "bulk_index", no_bulk)
+    settings, plain = open_repo(tmp_path / "plain", posts)
+    sync.sync(settings, plain, render=False)
+    assert tables(plain.engine) == tables(repo.engine)
+
+
+def near_copy(a: Article) -> Article:
+    from dataclasses import replace
+
+    text_ = a.content_text + "。本报记者另有补充报道。"
+    return replace(a, id="f" * 16, key="elsewhere.md", content_text=text_, content_html=f"<p>{text_}</p>",
+                   content_hash="0" * 64, link=None, source="other")
+
+
+def test_another_writer_ends_bulk_mode(tmp_path: Path, posts: Path, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    """An article indexed by another process during a bulk sync is found by the batches after it."""
+    chosen: list[str] = []
+
+    def run(folder: Path) -> dict[str, list[tuple[object, ...]]]:
+        settings, repo = open_repo(folder, posts)
+        writer = Repository(open_database(settings.database.url))
+        writer.ensure_source("other", "archive", "/elsewhere")
+        real_save = Repository.save_batch
+        calls = 0
+
+        def interleaved(self: Repository, source: str, changes, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            if self is repo:
+                calls += 1
+            if calls == 2 and self is repo:  # our second batch: a near copy of one of its articles comes first
+                article = max((c.article for c in changes if c.article is not None), key=lambda a: len(a.content_text))
+                chosen.append(article.id)
+                real_save(writer, "other", [ItemChange("elsewhere.md", FileState(1, 1, "x"), near_copy(article))])
+            return real_save(self, source, changes, *args, **kwargs)
+
+        monkeypatch.setattr(Repository, "save_batch", interleaved)
+        try:
+            sync.sync(settings, repo, render=False)
+        finally:
+            monkeypatch.setattr(Repository, "save_batch", real_save)
+        return tables(repo.engine)
+
+    with caplog.at_level(logging.INFO, logger="syndicator.storage.repo"):
+        bulk = run(tmp_path / "bulk")
+    assert "indexed by another process" in caplog.text
+    assert index_sql(open_database(f"sqlite:///{tmp_path / 'bulk' / 'db.sqlite'}")) is not None
+    monkeypatch.setattr(Repository, "bulk_index", no_bulk)
+    plain = run(tmp_path / "plain")
+    assert bulk == plain
+    assert chosen[0] == chosen[1]
+    story_of = {row[0]: row[1] for row in bulk["articles"]}
+    assert story_of[chosen[0]] == story_of["f" * 16]  # the near copy was found through the index

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .storage.locks import Lock
 
 log = logging.getLogger("syndicator")
+GC_YOUNG = 50_000  # allocations between two collections of the youngest generation (Python's default: 700)
 
 
 def setup_logging(level: int = logging.INFO, fmt: str = "text") -> None:
@@ -551,8 +552,13 @@ def run_main() -> None:  # pragma: no cover - the process's own end, exercised b
     unexpected exception still ends the ordinary way, with its traceback.
     """
     import atexit
+    import gc
     import os
 
+    # A sync makes millions of short-lived containers (rows, shingle sets, candidate lists); at the default
+    # threshold of 700 the cycle collector ran so often that it took ~10 % of a 30,000-post cold sync. Most of
+    # them are freed by reference counting anyway: collect less often (cycles still go, a little later).
+    gc.set_threshold(GC_YOUNG, 20, 10)
     try:
         main()
         code = 0

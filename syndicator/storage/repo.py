@@ -1531,10 +1531,12 @@ class _BatchCandidates:
             self.db_bands = db_bands
         # the texts of the database articles that can be among an article's top candidates
         wanted: set[str] = set()
+        self.db_ranked: dict[str, list[tuple[str, int]]] = {}  # article id → its ranked stored candidates
         for a, _, fp in prepared:
             if self._banded(fp):
                 assert fp is not None
-                wanted.update(aid for aid, _ in self._ranked(self._count(fp, self.db_bands, a.id))[: self.t.max_candidates])
+                ranked = self.db_ranked[a.id] = self._ranked(self._count(fp, self.db_bands, a.id))
+                wanted.update(aid for aid, _ in ranked[: self.t.max_candidates])
         for chunk in _chunks(sorted(wanted), self.CHUNK):
             for aid, sid, h, cu, text_, title, src in s.execute(
                 select(m.Article.id, m.Article.story_id, m.Article.content_hash, m.Article.canonical_url,
@@ -1582,7 +1584,7 @@ class _BatchCandidates:
             return []
         assert fp is not None
         ranked = sorted(
-            self._ranked(self._count(fp, self.db_bands, a.id)) + self._ranked(self._count(fp, self.bands, a.id)),
+            self.db_ranked[a.id] + self._ranked(self._count(fp, self.bands, a.id)),
             key=lambda x: (-x[1], x[0]),
         )[: self.t.max_candidates]
         out = []

@@ -342,7 +342,7 @@ class Repository:
             with self._session() as s, s.begin():
                 if deleted or any(c.article is not None for c in changes):
                     self._serialize_story_writes(s)
-                    self._check_bulk(s)
+                self._check_bulk(s)  # every batch: the rowid it records at its end must follow a check
                 src = s.scalar(select(m.Source).where(m.Source.name == source))
                 if src is None:
                     raise StorageError(f"[{source}] source is not registered")

@@ -169,3 +169,34 @@ def test_another_writer_ends_bulk_mode(tmp_path: Path, posts: Path, monkeypatch:
     assert chosen[0] == chosen[1]
     story_of = {row[0]: row[1] for row in bulk["articles"]}
     assert story_of[chosen[0]] == story_of["f" * 16]  # the near copy was found through the index
+
+
+def test_a_batch_without_articles_does_not_hide_another_writer(tmp_path: Path, posts: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of file states only (no article) must not take another writer's rows for this sync's own."""
+    seen: list[ItemChange] = []
+    real_save = Repository.save_batch
+
+    def collecting(self: Repository, source: str, changes, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.extend(c for c in changes if c.article is not None)
+        return real_save(self, source, changes, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "save_batch", collecting)
+    settings, probe = open_repo(tmp_path / "probe", posts)
+    sync.sync(settings, probe, render=False)
+    monkeypatch.setattr(Repository, "save_batch", real_save)
+    article = max((c.article for c in seen if c.article is not None), key=lambda a: len(a.content_text))
+
+    settings, repo = open_repo(tmp_path / "bulk", posts)
+    writer = Repository(open_database(settings.database.url))
+    for r in (repo, writer):
+        r.ensure_source("seed-archive", "archive", str(posts))
+        r.ensure_source("other", "archive", "/elsewhere")
+    with repo.bulk_index() as on:
+        assert on
+        repo.save_batch("seed-archive", [seen[0]])
+        writer.save_batch("other", [ItemChange("elsewhere.md", FileState(1, 1, "x"), near_copy(article))])
+        repo.save_batch("seed-archive", [ItemChange("touched.md", FileState(2, 2, "y"))])  # file states only
+        repo.save_batch("seed-archive", [ItemChange(article.key, FileState(3, 3, "z"), article)])
+    story_of = {row[0]: row[1] for row in tables(repo.engine)["articles"]}
+    assert story_of[article.id] == story_of["f" * 16]

@@ -166,11 +166,14 @@ class Repository:
         if self._bulk is not None or not self.thresholds.enabled or self.engine.dialect.name != "sqlite":
             yield False
             return
-        with self._session() as s, s.begin():
-            self._ensure_band_index(s)
-            empty = s.scalar(select(m.ArticleBand.article_id).limit(1)) is None
-            if empty:
-                s.execute(text(f"DROP INDEX {_BAND_INDEX}"))
+        try:
+            with self._session() as s, s.begin():
+                self._ensure_band_index(s)
+                empty = s.scalar(select(m.ArticleBand.article_id).limit(1)) is None
+                if empty:
+                    s.execute(text(f"DROP INDEX {_BAND_INDEX}"))
+        except DBAPIError as exc:
+            raise StorageError(f"database error while preparing the near-duplicate index: {exc.orig}") from None
         if not empty:
             yield False
             return
@@ -186,13 +189,21 @@ class Repository:
             self._bulk.bands.reserve(count())
 
     def _end_bulk(self) -> None:
-        """Leave bulk mode: build ``ix_article_bands_key`` (one sort) and free the map."""
+        """Leave bulk mode: build ``ix_article_bands_key`` (one sort) and free the map.
+
+        Runs after a failed sync too: a database that fails again here (a full disk) must not hide the
+        sync's own error, and the next sync builds the index before anything else.
+        """
         self._bulk = None
-        with self._session() as s, s.begin():
-            self._ensure_band_index(s)
+        try:
+            with self._session() as s, s.begin():
+                self._ensure_band_index(s)
+        except DBAPIError as exc:
+            log.warning("the near-duplicate index could not be built (%s); the next sync builds it", exc.orig)
 
     @staticmethod
     def _ensure_band_index(s: Session) -> None:
+        """Build ``ix_article_bands_key`` when it is missing (dropped by a bulk sync that did not finish)."""
         started = time.monotonic()
         if s.scalar(text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": _BAND_INDEX}):
             return
@@ -1510,25 +1521,8 @@ class _BatchCandidates:
                         continue
                     seen.add(aid)
                     self._remember(dedup.Candidate(aid, sid, h, cu, title=title, source=src))
-        self.db_bands: _Bands = {}
         # in a bulk sync the map holds every indexed article (Repository.bulk_index); else ask the index
-        keys = [] if repo._bulk is not None else sorted(
-            {k for _, _, fp in prepared if self._banded(fp) for k in fp.bands})  # type: ignore[union-attr]
-        if repo._bulk is not None:
-            self.db_bands = repo._bulk.bands
-        db_bands: dict[int, list[tuple[str, int]]] = {}
-        for key_chunk in _chunks(keys, 5000):
-            # band keys are our own integers, written into the statement: binding 20,000 parameters per batch
-            # costs SQLAlchemy more than the look-up itself
-            # (as plain SQL for the driver: a text() construct would keep every such statement in the
-            # engine's compiled-statement cache)
-            listed = ",".join(str(int(k)) for k in key_chunk)
-            for key, aid, band_no in s.connection().exec_driver_sql(
-                f"SELECT band_key, article_id, band_no FROM article_bands WHERE band_key IN ({listed})"
-            ):
-                db_bands.setdefault(key, []).append((aid, band_no))
-        if keys:
-            self.db_bands = db_bands
+        self.db_bands: _Bands = repo._bulk.bands if repo._bulk is not None else self._look_up(s, prepared)
         # the texts of the database articles that can be among an article's top candidates
         wanted: set[str] = set()
         self.db_ranked: dict[str, list[tuple[str, int]]] = {}  # article id → its ranked stored candidates
@@ -1545,6 +1539,24 @@ class _BatchCandidates:
                 .where(m.Article.id.in_(chunk), m.Article.withdrawn_at.is_(None))
             ):
                 self.stored[aid] = dedup.Candidate(aid, sid, h, cu, text_, 0, title, src)
+
+    def _look_up(
+        self, s: Session, prepared: Sequence[tuple[ArticleValue, str | None, dedup.Fingerprint | None]],
+    ) -> dict[int, list[tuple[str, int]]]:
+        """The index rows under the batch's band keys: band key → (article id, band number)."""
+        keys = sorted({k for _, _, fp in prepared if self._banded(fp) for k in fp.bands})  # type: ignore[union-attr]
+        db_bands: dict[int, list[tuple[str, int]]] = {}
+        for key_chunk in _chunks(keys, 5000):
+            # band keys are our own integers, written into the statement: binding 20,000 parameters per batch
+            # costs SQLAlchemy more than the look-up itself
+            # (as plain SQL for the driver: a text() construct would keep every such statement in the
+            # engine's compiled-statement cache)
+            listed = ",".join(str(int(k)) for k in key_chunk)
+            for key, aid, band_no in s.connection().exec_driver_sql(
+                f"SELECT band_key, article_id, band_no FROM article_bands WHERE band_key IN ({listed})"
+            ):
+                db_bands.setdefault(key, []).append((aid, band_no))
+        return db_bands
 
     def _banded(self, fp: dedup.Fingerprint | None) -> bool:
         return fp is not None and bool(fp.bands) and fp.size >= self.t.min_shingles

@@ -200,3 +200,31 @@ def test_a_batch_without_articles_does_not_hide_another_writer(tmp_path: Path, p
         repo.save_batch("seed-archive", [ItemChange(article.key, FileState(3, 3, "z"), article)])
     story_of = {row[0]: row[1] for row in tables(repo.engine)["articles"]}
     assert story_of[article.id] == story_of["f" * 16]
+
+
+def test_a_failing_index_build_does_not_hide_the_syncs_own_error(tmp_path: Path, posts: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The index is built after a failed sync too; when that fails as well (a full disk), the sync's error is
+    what the caller sees, and the next sync builds the index."""
+    from sqlalchemy.exc import OperationalError
+
+    settings, repo = open_repo(tmp_path / "full-disk", posts)
+    real = Repository._ensure_band_index
+    calls = 0
+
+    def failing_at_the_end(s):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls > 1:  # the first call is bulk_index's own check, before the sync
+            raise OperationalError("CREATE INDEX", {}, Exception("database or disk is full"))
+        return real(s)
+
+    monkeypatch.setattr(Repository, "_ensure_band_index", staticmethod(failing_at_the_end))
+    with caplog.at_level(logging.WARNING, logger="syndicator.storage.repo"), pytest.raises(Interrupted):
+        sync.sync(settings, repo, render=False, stop=lambda: True)
+    assert "could not be built (database or disk is full)" in caplog.text
+    assert index_sql(repo.engine) is None
+    monkeypatch.setattr(Repository, "_ensure_band_index", staticmethod(real))
+    sync.sync(settings, repo, render=False)
+    assert index_sql(repo.engine) is not None

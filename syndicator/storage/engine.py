@@ -114,8 +114,44 @@ def _alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (no-op when it is already there)."""
     head = head_revision()
-    if head is not None and _stored_revisions(engine) == [head]:
-        return  # the usual case: no Alembic import at all
+    if head is not None:
+        stored = _stored_revisions(engine)
+        if stored == [head]:
+            return  # the usual case: no Alembic import at all
+        if stored is None and _create_new_sqlite(engine, head):
+            return
+    _upgrade(engine)
+
+
+def _create_new_sqlite(engine: Engine, head: str) -> bool:
+    """A new, empty SQLite database gets the models' tables and the head revision in one transaction.
+
+    Importing Alembic and running every migration cost 0.17 s of a first sync (and of every test that opens
+    a new database); the tables straight from the models take 0.01 s. tests/storage/test_migrations.py checks
+    that both ways give the same tables, columns, indexes and keys. Anything else (a database with tables
+    but no revision, PostgreSQL) goes through Alembic.
+    """
+    if not is_sqlite(str(engine.url)):
+        return False
+    from .schema import Base
+
+    try:
+        with engine.begin() as conn:  # BEGIN IMMEDIATE: a second process opening it now waits, then sees tables
+            if conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+                return False
+            Base.metadata.create_all(conn)
+            # the table Alembic keeps its revision in, as Alembic creates it
+            conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                                 "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+            conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+    except OperationalError as exc:
+        raise StorageError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: {exc.orig}") from None
+    log.info("created database at revision %s", head)
+    return True
+
+
+def _upgrade(engine: Engine) -> None:
+    """``migrate`` through Alembic: whatever revision the database is at (none included) → head."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

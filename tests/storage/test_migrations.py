@@ -2,15 +2,70 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine
 
+from syndicator.storage import engine as engine_mod
 from syndicator.storage.engine import open_database
 from syndicator.storage.schema import Base
 
 
-def test_migrated_schema_matches_the_models(db_url: str) -> None:
+@pytest.mark.parametrize("alembic_only", [False, True], ids=["as-opened", "migrated"])
+def test_migrated_schema_matches_the_models(db_url: str, alembic_only: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if alembic_only:  # a new SQLite database is otherwise made from the models (see below)
+        monkeypatch.setattr(engine_mod, "_create_new_sqlite", lambda engine, head: False)
     engine = open_database(db_url)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diffs == []
+
+
+def _sqlite_schema(engine: Engine) -> dict[str, object]:
+    """Every table's columns, indexes (with their columns and uniqueness) and foreign keys, as SQLite lists
+    them; the column order and the text of ``CREATE TABLE`` may differ."""
+    out: dict[str, object] = {}
+    with engine.connect() as conn:
+        tables = [r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for t in tables:
+            columns = sorted(tuple(r)[1:] for r in conn.exec_driver_sql(f"PRAGMA table_info('{t}')"))
+            indexes = []
+            for _, name, unique, origin, partial in conn.exec_driver_sql(f"PRAGMA index_list('{t}')"):
+                cols = [r[2] for r in conn.exec_driver_sql(f"PRAGMA index_info('{name}')")]
+                # SQLite names the indexes of a PRIMARY KEY/UNIQUE constraint itself (sqlite_autoindex_t_N)
+                indexes.append((None if name.startswith("sqlite_autoindex") else name, unique, origin, partial, cols))
+            keys = sorted(tuple(r)[2:] for r in conn.exec_driver_sql(f"PRAGMA foreign_key_list('{t}')"))
+            out[t] = (columns, sorted(indexes, key=repr), keys)
+        out["revision"] = [r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    return out
+
+
+def test_a_new_sqlite_database_is_what_the_migrations_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new SQLite database is made from the models at once (no Alembic): the same schema as migrating."""
+    created = open_database(f"sqlite:///{tmp_path / 'created.db'}")
+    monkeypatch.setattr(engine_mod, "_create_new_sqlite", lambda engine, head: False)
+    migrated = open_database(f"sqlite:///{tmp_path / 'migrated.db'}")
+    assert _sqlite_schema(created) == _sqlite_schema(migrated)
+    assert len(_sqlite_schema(created)) > 10  # every table, not an empty comparison
+    assert _sqlite_schema(created)["revision"] == [engine_mod.head_revision()]
+
+
+def test_only_an_empty_sqlite_file_is_created_from_the_models(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A database that has tables but no revision goes through Alembic (which says what it does)."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE unrelated (x INTEGER)")
+    with caplog.at_level(logging.INFO, logger="syndicator.storage.engine"):
+        open_database(f"sqlite:///{path}")
+    assert "migrating database from empty" in caplog.text
+    assert "created database" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="syndicator.storage.engine"):
+        open_database(f"sqlite:///{tmp_path / 'new.db'}")
+    assert "created database at revision" in caplog.text

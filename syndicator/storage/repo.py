@@ -184,7 +184,8 @@ class Repository:
             self._end_bulk()
 
     def expect_articles(self, count: Callable[[], int]) -> None:
-        """In bulk mode, make room in the map for ``count()`` articles (not called otherwise)."""
+        """In bulk mode, make room in the map for ``count()`` articles; ``count`` (a walk of the archive, say) is
+        called only then."""
         if self._bulk is not None:
             self._bulk.bands.reserve(count())
 

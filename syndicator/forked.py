@@ -62,6 +62,30 @@ class Part:
             log.warning("%s", exc)
 
 
+class Claims:
+    """Numbers 0 … n-1 handed out once each, to this process and its forked copies (made before the fork).
+
+    Work split by claims ends when the last number is taken, whichever process is faster; a fixed split
+    would leave one core idle while the other finishes its half (a full render at 100,000 stories: the parent
+    was done with its part after 19 s, the copy with the story pages after 43 s).
+    """
+
+    def __init__(self, n: int) -> None:
+        import multiprocessing
+
+        self._n = n
+        self._next = multiprocessing.Value("l", 0)  # shared memory and a lock that survive the fork
+
+    def next(self) -> int | None:
+        """The next unclaimed number, or None when all are taken."""
+        with self._next.get_lock():
+            claimed = int(self._next.value)
+            if claimed >= self._n:
+                return None
+            self._next.value = claimed + 1
+        return claimed
+
+
 def start(work: Callable[[], int], what: str) -> Part:
     """Run ``work`` in a forked copy of this process; ``what`` names it in errors ("article pages").
 

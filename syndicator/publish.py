@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TAG_CHUNK = 100  # tag feeds whose entries are loaded with one query
+PAGE_CHUNK = 500  # story pages loaded with one query (and, in a full render, claimed by one process at a time)
 
 
 def site_info(settings: Settings) -> SiteInfo:
@@ -146,14 +147,19 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
         # forked (a single-threaded command) and the files are the only copy (no output store to share)
         pages = None
         if forked.available() and attached_store(out) is None:
+            ids = repo.all_story_ids()
+            chunks = forked.Claims(-(-len(ids) // PAGE_CHUNK))  # both processes take chunks until none is left
+
             def article_pages() -> int:
                 repo.after_fork()
-                return _full_article_pages(settings, repo, started)
+                return _full_article_pages(settings, repo, started, ids=ids, claims=chunks)
 
             pages = forked.start(article_pages, "rendering the article pages")
         try:
             with batched(out):  # thousands of files: two filesystem syncs per 2,000, not two fsyncs each
                 written = _publish(settings, repo, None, started=started, article_pages=pages is None)
+                if pages is not None:  # done with its own part: help with the story pages the copy has not taken
+                    written += _claimed_pages(settings, repo, ids, chunks)
         except BaseException:
             if pages is not None:
                 pages.abandon()
@@ -209,15 +215,30 @@ def _publish(settings: Settings, repo: Repository, changes: Changes | None, *, s
     return written + _article_pages(settings, repo, sorted(changes.stories), remove_gone=True)
 
 
-def _full_article_pages(settings: Settings, repo: Repository, started: float) -> int:
-    """Every story's page, and the pages of stories no longer there pruned (a full render)."""
+def _full_article_pages(settings: Settings, repo: Repository, started: float, *, ids: list[str] | None = None,
+                        claims: forked.Claims | None = None) -> int:
+    """Every story's page, and the pages of stories no longer there pruned (a full render).
+
+    With ``claims``, only the chunks of ``ids`` this process claims: the forked copy and its parent share them.
+    """
     out: Path = settings.output.dir
-    ids = repo.all_story_ids()
+    if ids is None:
+        ids = repo.all_story_ids()
     keep = {article_page_path(i).removeprefix("articles/") for i in ids}
     for stale in prune(out, keep, "articles", keep_newer_than=started):
         log.info("removed %s (story withdrawn)", stale)
     with batched(out):  # joins the caller's batch; a batch of its own in a forked copy
-        return _article_pages(settings, repo, ids)
+        if claims is None:
+            return _article_pages(settings, repo, ids)
+        return _claimed_pages(settings, repo, ids, claims)
+
+
+def _claimed_pages(settings: Settings, repo: Repository, ids: list[str], claims: forked.Claims) -> int:
+    """The story pages of every chunk of ``ids`` this process can still claim."""
+    written = 0
+    while (chunk := claims.next()) is not None:
+        written += _article_pages(settings, repo, ids[chunk * PAGE_CHUNK : (chunk + 1) * PAGE_CHUNK])
+    return written
 
 
 def _article_pages(settings: Settings, repo: Repository, ids: list[str], *, remove_gone: bool = False) -> int:
@@ -226,8 +247,8 @@ def _article_pages(settings: Settings, repo: Repository, ids: list[str], *, remo
     site = site_info(settings)
     written = 0
     live = set()
-    for chunk in range(0, len(ids), 500):
-        for entry in repo.entries_by_ids(ids[chunk : chunk + 500], site.base_url):
+    for chunk in range(0, len(ids), PAGE_CHUNK):
+        for entry in repo.entries_by_ids(ids[chunk : chunk + PAGE_CHUNK], site.base_url):
             live.add(entry.story_id)
             written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
     if remove_gone:

@@ -72,3 +72,30 @@ def test_the_collector_is_frozen_while_the_copy_runs_and_thawed_after() -> None:
     assert gc.get_freeze_count() > 0
     assert part.result() == 7
     assert gc.get_freeze_count() == 0
+
+
+def test_claims_are_handed_out_once_each_to_the_copy_and_its_parent(tmp_path) -> None:
+    import time
+
+    claims = forked.Claims(300)
+    theirs = tmp_path / "claimed-by-the-copy"
+
+    def work() -> int:
+        got = []
+        while (n := claims.next()) is not None:
+            got.append(n)
+            time.sleep(0.001)
+        theirs.write_text(",".join(map(str, got)))
+        return len(got)
+
+    part = forked.start(work, "the test part")
+    mine = []
+    while (n := claims.next()) is not None:
+        mine.append(n)
+        time.sleep(0.001)
+    counted = part.result()
+    copy = [int(x) for x in theirs.read_text().split(",") if x]
+    assert counted == len(copy)
+    assert sorted(mine + copy) == list(range(300))  # each number once, none lost
+    assert mine and copy  # both took part
+    assert claims.next() is None

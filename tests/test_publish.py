@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import re
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -107,6 +108,41 @@ def test_the_article_pages_of_a_full_render_are_written_by_a_forked_copy(tmp_pat
     assert len(started) == 1 and contents(feeds) == forked_copy
 
 
+def test_the_parent_takes_story_pages_the_copy_has_not_reached(tmp_path: Path, monkeypatch) -> None:
+    """Once done with feeds, tag pages and digests, the parent writes the story pages still unclaimed: the
+    same files as an in-order render, and every page once."""
+    import os
+
+    from syndicator import forked, publish
+    from syndicator.render import site
+
+    assert forked.available(), "an earlier test left a thread running"
+    monkeypatch.setattr(publish, "PAGE_CHUNK", 3)
+    parent = os.getpid()
+    by_parent: list[str] = []
+    real_page = site.render_article_page
+
+    def page(site_info, entry):  # type: ignore[no-untyped-def]
+        if os.getpid() == parent:
+            by_parent.append(entry.story_id)
+        else:
+            time.sleep(0.05)  # a slow copy: the parent must take over some chunks
+        return real_page(site_info, entry)
+
+    monkeypatch.setattr(publish, "render_article_page", page)
+    archive = archive_of(tmp_path, Generator(13, tags=6).posts(40))
+    config = write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    feeds = tmp_path / "feeds"
+    stories = int(re.search(r"new=(\d+)", run(config, "sync")).group(1))  # type: ignore[union-attr]
+    shared = contents(feeds)
+    assert sum(p.startswith("articles/") for p in shared) == stories
+    assert 0 < len(by_parent) < stories and len(set(by_parent)) == len(by_parent)
+    feeds.rename(tmp_path / "feeds-shared")
+    monkeypatch.setattr(forked, "available", lambda: False)  # as in the service: everything in order
+    run(config, "render")
+    assert contents(feeds) == shared
+
+
 def test_a_failed_forked_part_fails_the_render_and_the_next_sync_renders_everything(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -118,7 +154,7 @@ def test_a_failed_forked_part_fails_the_render_and_the_next_sync_renders_everyth
     feeds = tmp_path / "feeds"
     real = publish._full_article_pages
 
-    def broken(*args: object) -> int:
+    def broken(*args: object, **kwargs: object) -> int:
         raise RenderError("cannot write: No space left on device", path="articles/x.html")
 
     monkeypatch.setattr(publish, "_full_article_pages", broken)

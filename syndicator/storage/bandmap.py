@@ -40,9 +40,6 @@ class BandMap:
         """Live articles."""
         return len(self._number)
 
-    def __contains__(self, article_id: object) -> bool:
-        return article_id in self._number
-
     @property
     def slots(self) -> int:
         return self._mask + 1

@@ -145,9 +145,13 @@ def _create_new_sqlite(engine: Engine, head: str) -> bool:
                                  "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
             conn.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
     except OperationalError as exc:
-        raise StorageError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: {exc.orig}") from None
+        raise _cannot_open(engine, exc) from None
     log.info("created database at revision %s", head)
     return True
+
+
+def _cannot_open(engine: Engine, exc: OperationalError) -> StorageError:
+    return StorageError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: {exc.orig}")
 
 
 def _upgrade(engine: Engine) -> None:
@@ -163,7 +167,7 @@ def _upgrade(engine: Engine) -> None:
             current = MigrationContext.configure(conn).get_current_revision()
             conn.rollback()
     except OperationalError as exc:
-        raise StorageError(f"cannot open database {engine.url.render_as_string(hide_password=True)}: {exc.orig}") from None
+        raise _cannot_open(engine, exc) from None
     if current == head:
         return
     log.info("migrating database from %s to %s", current or "empty", head)

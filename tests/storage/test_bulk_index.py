@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,8 +124,6 @@ def test_the_index_is_built_after_a_stop_and_after_a_kill(tmp_path: Path, posts:
 
 
 def near_copy(a: Article) -> Article:
-    from dataclasses import replace
-
     text_ = a.content_text + "。本报记者另有补充报道。"
     return replace(a, id="f" * 16, key="elsewhere.md", content_text=text_, content_html=f"<p>{text_}</p>",
                    content_hash="0" * 64, link=None, source="other")

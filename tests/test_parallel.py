@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import signal
 import threading
 from datetime import UTC, datetime
 
@@ -83,3 +84,49 @@ def test_no_thread_outlives_a_pooled_normalization() -> None:
     list(itertools.islice(got, parallel.MIN_ITEMS + 5))
     got.close()
     assert forked.available(), threading.enumerate()
+
+
+def _worker_kinds() -> set[str]:
+    return {type(p).__name__ for p in multiprocessing.active_children()}
+
+
+def test_a_single_threaded_process_forks_its_workers_and_the_service_uses_a_forkserver() -> None:
+    """Forked workers start with normalize/ loaded (no import, ~0.2 s of CPU each); while other threads run
+    (the service) a fork could copy a held lock, so the workers come from a forkserver."""
+    settings = config.Settings()
+    pool = parallel._start_pool(2, settings.normalize, settings.tags, True)
+    try:
+        assert _worker_kinds() == {"ForkProcess"}
+    finally:
+        pool.terminate()
+        pool.join()
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        pool = parallel._start_pool(2, settings.normalize, settings.tags, True)
+        try:
+            assert _worker_kinds() == {"ForkServerProcess"}
+        finally:
+            pool.terminate()
+            pool.join()
+    finally:
+        release.set()
+        other.join()
+
+
+def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler() -> None:
+    """A forked worker inherits the parent's signal handlers; stopping the pool (SIGTERM) must still end it
+    rather than run a copy of, say, the service's "stop after this file" handler."""
+    settings = config.Settings()
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: calls.append(signum))
+    try:
+        got = parallel.normalize_all(_items(parallel.MIN_ITEMS + 300), settings.normalize, settings.tags, workers=2)
+        list(itertools.islice(got, parallel.MIN_ITEMS + 5))
+        assert _worker_kinds() == {"ForkProcess"}
+        got.close()
+        assert not multiprocessing.active_children()
+        assert calls == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -82,10 +82,32 @@ def story_id_for(article_id: str) -> str:
 _SEPARATOR = "丨"
 
 
+#: Blocks whose characters news text uses in compatibility forms: Latin-1 signs (no-break space, ``²``),
+#: general punctuation (``…``), letterlike symbols (``℃``), number forms (``Ⅱ``), enclosed alphanumerics
+#: (``①``), CJK symbols (the ideographic space), CJK compatibility (``㎡``), vertical and small forms, and
+#: the full- and halfwidth forms (``，``, ``Ａ``). Other blocks are left to NFKC, which is never wrong.
+_COMPAT_BLOCKS = ((0x00A0, 0x00BF), (0x2000, 0x206F), (0x2100, 0x218F), (0x2460, 0x24FF), (0x3000, 0x303F),
+                  (0x3200, 0x33FF), (0xFE10, 0xFE6F), (0xFF00, 0xFFEF))
+_COMPAT = {
+    c: d for c, d in ((chr(cp), unicodedata.normalize("NFKD", chr(cp)))
+                      for first, last in _COMPAT_BLOCKS for cp in range(first, last + 1)) if d != c
+}
+_COMPAT_CHAR = re.compile("[" + "".join(map(re.escape, _COMPAT)) + "]")
+
+
+def _decomposed(m: re.Match[str]) -> str:
+    return _COMPAT[m.group()]
+
+
 def comparable(text: str) -> str:
     """The text as compared: NFKC, case-folded, without whitespace and punctuation (``丨`` = ``｜`` = nothing)."""
+    # NFKC is slow on a text that is not NFKC already, and Chinese news never is: its fullwidth punctuation
+    # (，：！？) has compatibility forms. Replacing such a character by its NFKD form leaves the text's NFKD,
+    # and so its NFKC, exactly as it was; once those are replaced the text is NFKC already as a rule, and
+    # normalize() returns after its quick check (75 against 200 microseconds for a 1,600-character post).
+    folded = _COMPAT_CHAR.sub(_decomposed, text)
     # str.replace: a hundred times faster than translate() for the one separator (same result)
-    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).replace(_SEPARATOR, "")).casefold()
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", folded).replace(_SEPARATOR, "")).casefold()
 
 
 def shingle_strings(text: str, k: int = SHINGLE) -> set[str]:
@@ -123,10 +145,22 @@ class Fingerprint:
     comparable: str = field(default="", compare=False, repr=False)
 
 
-def _band_key(band_no: int, values: list[int]) -> int:
-    """A signed 63-bit key for (band number, its rows): fits a BIGINT on SQLite and PostgreSQL."""
-    raw = f"{INDEX_VERSION}:{band_no}:" + ",".join(map(str, values))
-    return int.from_bytes(hashlib.blake2b(raw.encode(), digest_size=8).digest(), "big") >> 1
+_BAND_PREFIX = tuple(f"{INDEX_VERSION}:{b}:" for b in range(BANDS))
+assert ROWS == 3, "_band_keys formats three rows a band"
+
+
+def _band_keys(digest: list[int]) -> list[int]:
+    """The key of every band of a MinHash digest: a signed 63-bit integer (a BIGINT on SQLite and PostgreSQL),
+    the first 8 bytes of BLAKE2b over ``"{INDEX_VERSION}:{band number}:{row},{row},{row}"``.
+
+    Stored keys depend on this exact text: a change needs a new ``INDEX_VERSION`` and a re-index.
+    """
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [
+        from_bytes(blake2b(f"{prefix}{digest[i]},{digest[i + 1]},{digest[i + 2]}".encode(), digest_size=8).digest(),
+                   "big") >> 1
+        for prefix, i in zip(_BAND_PREFIX, range(0, BANDS * ROWS, ROWS), strict=True)
+    ]
 
 
 def title_key(title: str) -> int | None:
@@ -149,8 +183,7 @@ def fingerprint(text: str, title: str = "") -> Fingerprint:
         return Fingerprint((), 0)
     mh = rensa.RMinHash(num_perm=NUM_PERM, seed=SEED)
     mh.update(list(grams))  # a minimum does not depend on the order: no sort (it cost a third of the time)
-    digest = [int(v) for v in mh.digest()]
-    bands = [_band_key(b, digest[b * ROWS : (b + 1) * ROWS]) for b in range(BANDS)]
+    bands = _band_keys([int(v) for v in mh.digest()])
     tk = title_key(title)
     if tk is not None:
         bands.append(tk)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import rensa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,6 +53,49 @@ def test_comparable_ignores_width_space_and_punctuation() -> None:
     assert dedup.same_title("A股周一见 | 下周能走好嘛？", "Ａ股周一见｜下周能走好嘛?")
     assert dedup.same_title("两市股指丨弱势震荡", "两市股指｜弱势震荡")
     assert not dedup.titled_alike("娱乐频道", "娱乐频道")  # too generic to say anything
+
+
+def reference_comparable(text: str) -> str:
+    """The definition: NFKC, ``丨`` removed, no whitespace or punctuation, case-folded."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).replace("丨", "")).casefold()
+
+
+# CJK and its punctuation, the compatibility blocks comparable() folds itself, other compatibility characters
+# (Arabic presentation forms, CJK compatibility ideographs, mathematical letters), combining marks (a mark after
+# a folded character must compose exactly as NFKC composes it), Hangul jamo, ASCII
+_MIXED = st.text(
+    st.one_of(
+        st.sampled_from("重庆频道丨｜，。：；！？（）“”《》、…　℃㎡①Ⅱ²ＡＺａｚ０９　﹏︰･ｶﾞ\u00a0\u2002\u3000"),
+        st.characters(min_codepoint=0x00A0, max_codepoint=0x036F),
+        st.characters(min_codepoint=0x1100, max_codepoint=0x11FF),
+        st.characters(min_codepoint=0x2000, max_codepoint=0x24FF),
+        st.characters(min_codepoint=0x3000, max_codepoint=0x33FF),
+        st.characters(min_codepoint=0xF900, max_codepoint=0xFFEF),
+        st.characters(min_codepoint=0x1D400, max_codepoint=0x1D7FF),
+        st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+    ),
+    max_size=60,
+)
+
+
+@given(_MIXED)
+def test_comparable_is_nfkc_without_punctuation(text: str) -> None:
+    assert dedup.comparable(text) == reference_comparable(text)
+
+
+def test_band_keys_are_the_stored_definition() -> None:
+    """Stored band keys are compared with new ones: their definition must not move without INDEX_VERSION."""
+    fp = dedup.fingerprint(EVENT + SHARED_A, "北碚区推进应急管理机构改革")
+    digest = rensa.RMinHash(num_perm=dedup.NUM_PERM, seed=dedup.SEED)
+    digest.update(list(dedup.shingle_strings(EVENT + SHARED_A)))
+    rows = [int(v) for v in digest.digest()]
+    expected = []
+    for band in range(dedup.BANDS):
+        raw = f"{dedup.INDEX_VERSION}:{band}:" + ",".join(map(str, rows[band * dedup.ROWS : (band + 1) * dedup.ROWS]))
+        expected.append(int.from_bytes(hashlib.blake2b(raw.encode(), digest_size=8).digest(), "big") >> 1)
+    assert list(fp.bands[: dedup.BANDS]) == expected
+    assert fp.bands[dedup.BANDS] == dedup.title_key("北碚区推进应急管理机构改革")
+    assert fp.bands[:2] == (7346697853140020801, 3512407254979702274)  # as stored by every earlier version
 
 
 def test_paragraph_dropped_under_another_headline_is_one_story() -> None:

@@ -5,10 +5,11 @@ Exit codes scripts can trust: 0 all good, 1 some source or file failed, 2 bad co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,6 +162,32 @@ def _uses_claims(repo: Any) -> bool:
     return uses_claims(repo)
 
 
+@contextlib.contextmanager
+def progress_bar(console: Any = None) -> Iterator[tuple[Callable[[str, int], None], Callable[[], None]]]:
+    """A sync's progress on the terminal: (files done of a source, the render starts) callbacks.
+
+    Redrawn on each update (every 50 files) rather than by rich's refresh thread: a sync forks its workers
+    and its render only while it runs a single thread (``forked.available``), so with that thread a sync on
+    a terminal took the slow path (a fresh interpreter per worker, the render on one core).
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[files]}"),
+                  TimeElapsedColumn(), transient=True, auto_refresh=False, console=console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(name: str, done: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"syncing {name}", total=None, files="")
+            bar.update(tasks[name], files=f"{done} files", refresh=True)
+
+        def rendering() -> None:
+            bar.add_task("rendering feeds and pages", total=None, files="")
+            bar.refresh()
+
+        yield progress, rendering
+
+
 def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
     from .sync import sync as plain_sync
 
@@ -176,18 +203,9 @@ def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, n
             return sync_by_claims(settings, repo, wait=wait, **kwargs), None
 
     if sys.stderr.isatty() and not no_progress:
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} files"),
-                      TimeElapsedColumn(), transient=True) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(name: str, done: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(f"syncing {name}", total=None)
-                bar.update(tasks[name], completed=done)
-
-            report, _ = run_sync(settings, repo, names=names, full=full, progress=progress)
+        with progress_bar() as (progress, rendering):
+            extra = {"rendering": rendering} if run_sync is plain_sync else {}
+            report, _ = run_sync(settings, repo, names=names, full=full, progress=progress, **extra)
     else:
         report, _ = run_sync(settings, repo, names=names, full=full)
     click.echo(f"sync: {report.summary()}")

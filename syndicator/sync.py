@@ -180,11 +180,12 @@ SOURCE_TYPES: dict[str, SourceSync] = {"archive": sync_archive, "feed": sync_rem
 def sync(
     settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
     progress: Progress | None = None, render: bool = True, stop: StopAsked | None = None,
-    only: Mapping[str, Collection[str]] | None = None,
+    only: Mapping[str, Collection[str]] | None = None, rendering: Callable[[], None] | None = None,
 ) -> tuple[SyncReport, Changes]:
     """Sync the named sources (all enabled ones when none are named) and re-render what changed.
 
-    ``stop`` (the service's stop flag) is checked between files; see sync_archive.
+    ``stop`` (the service's stop flag) is checked between files; see sync_archive. ``rendering`` is called
+    when the render starts (a progress bar says so).
     ``only``: archive source name → the relative paths to look at instead of the whole folder (the service's
     watcher); a source not in it is scanned in full.
     """
@@ -202,6 +203,8 @@ def sync(
         if everything or changes or not all((settings.output.dir / f).exists() for f in published_files(settings)):
             from .publish import publish  # imported only when there is something to write
 
+            if rendering is not None:
+                rendering()
             report.feeds_written = publish(settings, repo, changes=None if everything else changes)
         if pending is not None:
             pending.finish()

@@ -159,3 +159,25 @@ def test_env_var_sets_config(config_file: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.chdir(os.path.dirname(config_file))
     result = CliRunner().invoke(main, ["check-config"])
     assert result.exit_code == 0 and str(config_file) in result.stdout
+
+
+def test_the_progress_bar_runs_no_thread_so_a_sync_on_a_terminal_can_fork() -> None:
+    """rich's refresh thread made a sync on a terminal take the slow path: no forked workers, no forked render."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from syndicator import forked
+    from syndicator.cli import progress_bar
+
+    assert forked.available(), "an earlier test left a thread running"
+    out = io.StringIO()
+    with progress_bar(Console(file=out, force_terminal=True, width=100)) as (progress, rendering):
+        assert forked.available(), threading.enumerate()
+        progress("seed-archive", 50)
+        progress("seed-archive", 100)
+        rendering()
+        assert forked.available(), threading.enumerate()
+    shown = out.getvalue()
+    assert "syncing seed-archive" in shown and "100 files" in shown and "rendering feeds and pages" in shown

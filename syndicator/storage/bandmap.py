@@ -3,7 +3,8 @@
 A cold sync stores every article's ~43 band keys. Kept in ``ix_article_bands_key``, each key is an insert at a
 random place of one B-tree that outgrows any page cache: at 100,000 posts every batch rewrote most of the
 index (16 GB written for 1.4 GB of database) and that was most of the sync. During a bulk sync the
-repository drops that index, answers look-ups from this map, and builds the index once at the end (one sort).
+repository drops that index, answers look-ups from this map, writes the rows themselves at the end in the
+order of their primary key (``rows``), and builds the index once (one sort).
 
 Why not a dict: 4.3 million Python ints and tuples cost ~100 bytes each, far over the memory budget. Here
 every article has ``width`` consecutive places in one flat array of keys (8 bytes each), and an open-addressing
@@ -14,7 +15,7 @@ uniform hashes, so their low bits are the home slot.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 #: Grow (double) the table when more than this share of its slots is taken: probe chains stay short.
 MAX_LOAD = 0.7
@@ -92,6 +93,20 @@ class BandMap:
                 table[h] = place
                 filled += 1
         self._filled = filled
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._number
+
+    def rows(self) -> Iterator[tuple[str, int, int]]:
+        """Every live (article id, band number, key), by article id then band number: the order of the
+        ``article_bands`` primary key, so writing them appends to its B-tree instead of inserting at random."""
+        keys, width = self._keys, self._width
+        for article_id in sorted(self._number):
+            first = self._number[article_id] * width
+            for band_no in range(width):
+                key = keys[first + band_no]
+                if key != _NO_KEY:
+                    yield article_id, band_no, key
 
     def discard(self, article_id: str) -> None:
         """Forget ``article_id`` (withdrawn, or re-indexed): its slots stay taken until the table grows."""

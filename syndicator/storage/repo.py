@@ -157,11 +157,13 @@ class Repository:
 
         Yields whether bulk mode is on. It is on SQLite when no article is indexed yet (a first sync): the
         index is dropped, each batch's band look-ups are answered from a ``BandMap`` of what this sync stored
-        (the same rows: nothing else was indexed), and the index is built once at the end, also after an error
-        or a stop. Random inserts into that B-tree were most of a cold sync at 100,000 posts. Should another
-        process index articles meanwhile (every writer takes the writer's turn, so only a stray one could),
-        the next batch sees it and builds the index before its look-ups. A process killed in bulk mode leaves
-        the index missing: the next sync builds it first (``_ensure_band_index``).
+        (the same rows: nothing else was indexed), and at the end the map's rows are written in the order of
+        their primary key and the index is built once, also after an error or a stop. Random inserts into
+        those B-trees were most of a cold sync at 100,000 posts. Should another process index articles
+        meanwhile (every writer takes the writer's turn, so only a stray one could), the next batch sees it
+        and writes the rows and the index before its look-ups. A process killed in bulk mode leaves articles
+        without their rows and the index missing: the next sync indexes them and builds it first
+        (``_ensure_band_index``).
         """
         if self._bulk is not None or not self.thresholds.enabled or self.engine.dialect.name != "sqlite":
             yield False
@@ -190,26 +192,59 @@ class Repository:
             self._bulk.bands.reserve(count())
 
     def _end_bulk(self) -> None:
-        """Leave bulk mode: build ``ix_article_bands_key`` (one sort) and free the map.
+        """Leave bulk mode: write the map's rows, build ``ix_article_bands_key`` (one sort) and free the map.
 
         Runs after a failed sync too: a database that fails again here (a full disk) must not hide the
-        sync's own error, and the next sync builds the index before anything else.
+        sync's own error, and the next sync writes the rows and builds the index before anything else.
         """
-        self._bulk = None
+        bulk, self._bulk = self._bulk, None
         try:
             with self._session() as s, s.begin():
-                self._ensure_band_index(s)
+                if bulk is not None:
+                    self._write_bands(s, bulk.bands)
+                self._ensure_band_index(s, backfill=bulk is None)
         except DBAPIError as exc:
             log.warning("the near-duplicate index could not be built (%s); the next sync builds it", exc.orig)
 
     @staticmethod
-    def _ensure_band_index(s: Session) -> None:
-        """Build ``ix_article_bands_key`` when it is missing (dropped by a bulk sync that did not finish)."""
+    def _write_bands(s: Session, bands: BandMap) -> None:
+        """The rows of a bulk sync's map, in primary key order (50,000 at a time: never all in memory at once)."""
+        started = time.monotonic()
+        rows = bands.rows()
+        while chunk := list(itertools.islice(rows, 50_000)):
+            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), chunk)
+        log.debug("wrote the near-duplicate index rows in %.2fs", time.monotonic() - started)
+
+    @staticmethod
+    def _ensure_band_index(s: Session, *, backfill: bool = True) -> None:
+        """Build ``ix_article_bands_key`` when it is missing (dropped by a bulk sync that did not finish).
+
+        ``backfill``: first give their rows to the live articles that such a sync stored without them (it
+        writes them at its end). Off when the caller has just written every row (it reads every article).
+        """
         started = time.monotonic()
         if s.scalar(text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": _BAND_INDEX}):
             return
+        if backfill:
+            Repository._backfill_bands(s)
         s.execute(text(f"CREATE INDEX {_BAND_INDEX} ON {_table(m.ArticleBand).name} (band_key)"))
         log.debug("built the near-duplicate index in %.2fs", time.monotonic() - started)
+
+    @staticmethod
+    def _backfill_bands(s: Session) -> None:
+        """Index the live articles that have no band rows (stored by a bulk sync that was killed)."""
+        unindexed = s.execute(
+            select(m.Article.id, m.Article.content_text, m.Article.title).where(
+                m.Article.withdrawn_at.is_(None),
+                ~select(m.ArticleBand.article_id).where(m.ArticleBand.article_id == m.Article.id).exists(),
+            )
+        )
+        rows = [(aid, i, k) for aid, text_, title in unindexed
+                for i, k in enumerate(dedup.fingerprint(text_, title).bands)]
+        if rows:
+            log.info("indexed %d articles that an interrupted sync stored without their near-duplicate rows",
+                     len({aid for aid, _, _ in rows}))
+            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), rows)
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
@@ -419,7 +454,18 @@ class Repository:
             log.info("articles were indexed by another process during a bulk sync: building the near-duplicate "
                      "index now")
             self._bulk = None
-            self._ensure_band_index(s)
+            self._write_bands(s, bulk.bands)
+            self._ensure_band_index(s, backfill=False)
+
+    def _indexed(self, s: Session, article_id: str) -> bool:
+        """Whether the article has its band rows (in bulk mode: its entry in the map)."""
+        if self._bulk is not None:
+            for aid, bands in reversed(self._bulk.pending):  # this transaction's own changes first
+                if aid == article_id:
+                    return bool(bands)
+            return article_id in self._bulk.bands
+        return bool(s.scalar(
+            select(func.count()).select_from(m.ArticleBand).where(m.ArticleBand.article_id == article_id)))
 
     @staticmethod
     def _band_rowid(s: Session) -> int:
@@ -451,9 +497,7 @@ class Repository:
                 # new form, but `updated` stays where it is
                 self._fill(row, a, curl)
                 changed = True
-            if self.thresholds.enabled and not s.scalar(
-                select(func.count()).select_from(m.ArticleBand).where(m.ArticleBand.article_id == a.id)
-            ):
+            if self.thresholds.enabled and not self._indexed(s, a.id):
                 self._index(s, a.id, dedup.fingerprint(a.content_text, a.title))  # stored before the index existed
             if changed:
                 touched.add(row.story_id)
@@ -577,7 +621,8 @@ class Repository:
         for model, values in ((m.Story, stories), (m.Article, rows), (m.ArticleVersion, versions)):
             for start in range(0, len(values), 5000):
                 conn.execute(insert(_table(model)), values[start : start + 5000])
-        _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), bands)
+        if self._bulk is None:  # in bulk mode the map has them, and they are written at its end
+            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), bands)
         _insert_plain(s, m.ArticleTag, ("article_id", "tag_id"), tags)
 
     def _candidates(
@@ -672,10 +717,11 @@ class Repository:
             return len(fresh)
 
     def _index(self, s: Session, article_id: str, fp: dedup.Fingerprint) -> None:
-        """(Re)write the article's LSH band rows."""
-        s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == article_id))
+        """(Re)write the article's LSH band rows (in bulk mode: its entry in the map, written at the end)."""
         if self._bulk is not None:
             self._bulk.pending.append((article_id, fp.bands))
+            return
+        s.execute(delete(m.ArticleBand).where(m.ArticleBand.article_id == article_id))
         if fp.bands:
             s.execute(
                 insert(m.ArticleBand),

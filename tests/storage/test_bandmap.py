@@ -43,6 +43,9 @@ def test_answers_as_a_dict_of_lists(ops: list[tuple[str, str, list[int]]], expec
         assert sorted(bands.get(key)) == model_get(model, key)
     absent = next(k for k in range(2**62, 2**62 + 100) if not model_get(model, k))
     assert bands.get(absent, ()) == ()
+    # the rows written at the end of a bulk sync: every live band, in primary key order
+    assert list(bands.rows()) == sorted((aid, i, k) for aid, keys in model.items() for i, k in enumerate(keys))
+    assert all(aid in bands for aid in model) and not any(f"a{i}" in bands for i in range(40) if f"a{i}" not in model)
 
 
 def test_grows_past_its_first_size_and_keeps_every_key() -> None:

@@ -111,16 +111,28 @@ def test_the_index_is_built_after_a_stop_and_after_a_kill(tmp_path: Path, posts:
     with pytest.raises(Interrupted):
         sync.sync(settings, repo, render=False, stop=lambda: saved >= 2)
     assert index_sql(repo.engine) is not None
-    # a process killed in bulk mode leaves no index: the next sync builds it before anything else
-    with repo.engine.begin() as conn:
-        conn.execute(text("DROP INDEX ix_article_bands_key"))
-    sync.sync(settings, repo, render=False)
-    assert index_sql(repo.engine) is not None
+    assert tables(repo.engine)["bands"]  # the stored batches' rows were written at the end
+
+    # a process killed in bulk mode leaves no index, and the articles it stored without their rows: the next
+    # sync indexes them and builds the index before anything else
+    settings, killed = open_repo(tmp_path / "killed", posts)
+    saved = 0
+    monkeypatch.setattr(Repository, "_end_bulk", lambda self: setattr(self, "_bulk", None))  # never ran
+    with pytest.raises(Interrupted):
+        sync.sync(settings, killed, render=False, stop=lambda: saved >= 2)
+    monkeypatch.undo()
+    assert index_sql(killed.engine) is None and not tables(killed.engine)["bands"]
+    assert tables(killed.engine)["articles"]
+    sync.sync(settings, killed, render=False)
+    assert index_sql(killed.engine) is not None
+
+    settings, stopped = open_repo(tmp_path / "stopped", posts)
+    sync.sync(settings, stopped, render=False)  # the stopped one, finished
 
     monkeypatch.setattr(Repository, "bulk_index", no_bulk)
     settings, plain = open_repo(tmp_path / "plain", posts)
     sync.sync(settings, plain, render=False)
-    assert tables(plain.engine) == tables(repo.engine)
+    assert tables(plain.engine) == tables(stopped.engine) == tables(killed.engine)
 
 
 def near_copy(a: Article) -> Article:
@@ -212,12 +224,12 @@ def test_a_failing_index_build_does_not_hide_the_syncs_own_error(tmp_path: Path,
     real = Repository._ensure_band_index
     calls = 0
 
-    def failing_at_the_end(s):  # type: ignore[no-untyped-def]
+    def failing_at_the_end(s, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal calls
         calls += 1
         if calls > 1:  # the first call is bulk_index's own check, before the sync
             raise OperationalError("CREATE INDEX", {}, Exception("database or disk is full"))
-        return real(s)
+        return real(s, **kwargs)
 
     monkeypatch.setattr(Repository, "_ensure_band_index", staticmethod(failing_at_the_end))
     with caplog.at_level(logging.WARNING, logger="syndicator.storage.repo"), pytest.raises(Interrupted):

@@ -90,26 +90,25 @@ def _worker_kinds() -> set[str]:
     return {type(p).__name__ for p in multiprocessing.active_children()}
 
 
-def test_a_single_threaded_process_forks_its_workers_and_the_service_uses_a_forkserver() -> None:
-    """Forked workers start with normalize/ loaded (no import, ~0.2 s of CPU each); while other threads run
-    (the service) a fork could copy a held lock, so the workers come from a forkserver."""
+def _kinds_of_a_started_pool() -> set[str]:
     settings = config.Settings()
     pool = parallel._start_pool(2, settings.normalize, settings.tags, True)
     try:
-        assert _worker_kinds() == {"ForkProcess"}
+        return _worker_kinds()
     finally:
         pool.terminate()
         pool.join()
+
+
+def test_a_single_threaded_process_forks_its_workers_and_the_service_uses_a_forkserver() -> None:
+    """Forked workers start with normalize/ loaded (no import, ~0.2 s of CPU each); while other threads run
+    (the service) a fork could copy a held lock, so the workers come from a forkserver."""
+    assert _kinds_of_a_started_pool() == {"ForkProcess"}
     release = threading.Event()
     other = threading.Thread(target=release.wait)
     other.start()
     try:
-        pool = parallel._start_pool(2, settings.normalize, settings.tags, True)
-        try:
-            assert _worker_kinds() == {"ForkServerProcess"}
-        finally:
-            pool.terminate()
-            pool.join()
+        assert _kinds_of_a_started_pool() == {"ForkServerProcess"}
     finally:
         release.set()
         other.join()

@@ -220,7 +220,8 @@ class Repository:
         """Build ``ix_article_bands_key`` when it is missing (dropped by a bulk sync that did not finish).
 
         ``backfill``: first give their rows to the live articles that such a sync stored without them (it
-        writes them at its end). Off when the caller has just written every row (it reads every article).
+        writes them at its end). Off when the caller has just written every row: the backfill reads every
+        article's row to find the ones without.
         """
         started = time.monotonic()
         if s.scalar(text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": _BAND_INDEX}):
@@ -233,18 +234,20 @@ class Repository:
     @staticmethod
     def _backfill_bands(s: Session) -> None:
         """Index the live articles that have no band rows (stored by a bulk sync that was killed)."""
-        unindexed = s.execute(
-            select(m.Article.id, m.Article.content_text, m.Article.title).where(
-                m.Article.withdrawn_at.is_(None),
-                ~select(m.ArticleBand.article_id).where(m.ArticleBand.article_id == m.Article.id).exists(),
-            )
-        )
-        rows = [(aid, i, k) for aid, text_, title in unindexed
-                for i, k in enumerate(dedup.fingerprint(text_, title).bands)]
-        if rows:
-            log.info("indexed %d articles that an interrupted sync stored without their near-duplicate rows",
-                     len({aid for aid, _, _ in rows}))
-            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), rows)
+        unindexed = list(s.scalars(select(m.Article.id).where(
+            m.Article.withdrawn_at.is_(None),
+            ~select(m.ArticleBand.article_id).where(m.ArticleBand.article_id == m.Article.id).exists(),
+        )))
+        if not unindexed:
+            return
+        log.info("indexing %d articles that an interrupted sync stored without their near-duplicate rows",
+                 len(unindexed))
+        for chunk in _chunks(unindexed, _BatchCandidates.CHUNK):  # texts a chunk at a time: memory stays flat
+            texts = s.execute(select(m.Article.id, m.Article.content_text, m.Article.title)
+                              .where(m.Article.id.in_(chunk)))
+            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"),
+                          [(aid, i, k) for aid, text_, title in texts
+                           for i, k in enumerate(dedup.fingerprint(text_, title).bands)])
 
     # -- sources --------------------------------------------------------------------------------
     def ensure_source(self, name: str, type_: str, location: str | None) -> int:
@@ -612,17 +615,17 @@ class Repository:
                 for i, v in enumerate(a.earlier_versions, start=1)
             )
             if fp is not None:
-                bands.extend(zip(itertools.repeat(a.id), range(len(fp.bands)), fp.bands, strict=False))
-                if self._bulk is not None:
+                if self._bulk is not None:  # the map has them, and they are written at the end of bulk mode
                     self._bulk.pending.append((a.id, fp.bands))
+                else:
+                    bands.extend(zip(itertools.repeat(a.id), range(len(fp.bands)), fp.bands, strict=False))
             tags.extend((a.id, tid) for tid in dict.fromkeys(self._tag_id(s, n) for n in dict.fromkeys(a.tags) if n))
             touched.add(story_id)
         conn = s.connection()  # Core inserts on the tables: the ORM's bulk path costs as much again per row
         for model, values in ((m.Story, stories), (m.Article, rows), (m.ArticleVersion, versions)):
             for start in range(0, len(values), 5000):
                 conn.execute(insert(_table(model)), values[start : start + 5000])
-        if self._bulk is None:  # in bulk mode the map has them, and they are written at its end
-            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), bands)
+        _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), bands)
         _insert_plain(s, m.ArticleTag, ("article_id", "tag_id"), tags)
 
     def _candidates(

@@ -199,13 +199,14 @@ def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, n
                    "under its lease (as a worker does)", err=True)
         wait = settings.schedule.seconds("lock_wait")
 
-        def run_sync(settings: Any, repo: Any, **kwargs: Any) -> tuple[Any, None]:
+        def run_sync(settings: Any, repo: Any, *, rendering: Callable[[], None] | None = None,
+                     **kwargs: Any) -> tuple[Any, None]:
+            # the outputs are rendered under their leases, output by output: no single render step to announce
             return sync_by_claims(settings, repo, wait=wait, **kwargs), None
 
     if sys.stderr.isatty() and not no_progress:
         with progress_bar() as (progress, rendering):
-            extra = {"rendering": rendering} if run_sync is plain_sync else {}
-            report, _ = run_sync(settings, repo, names=names, full=full, progress=progress, **extra)
+            report, _ = run_sync(settings, repo, names=names, full=full, progress=progress, rendering=rendering)
     else:
         report, _ = run_sync(settings, repo, names=names, full=full)
     click.echo(f"sync: {report.summary()}")

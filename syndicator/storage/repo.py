@@ -200,20 +200,21 @@ class Repository:
         bulk, self._bulk = self._bulk, None
         try:
             with self._session() as s, s.begin():
-                if bulk is not None:
-                    self._write_bands(s, bulk.bands)
-                self._ensure_band_index(s, backfill=bulk is None)
+                if bulk is not None:  # else another writer ended bulk mode, and the index was built then
+                    self._index_bulk(s, bulk.bands)
         except DBAPIError as exc:
             log.warning("the near-duplicate index could not be built (%s); the next sync builds it", exc.orig)
 
     @staticmethod
-    def _write_bands(s: Session, bands: BandMap) -> None:
-        """The rows of a bulk sync's map, in primary key order (50,000 at a time: never all in memory at once)."""
+    def _index_bulk(s: Session, bands: BandMap) -> None:
+        """Leaving bulk mode: the map's rows in primary key order (50,000 at a time: never all in memory at
+        once), then the key index over them."""
         started = time.monotonic()
         rows = bands.rows()
         while chunk := list(itertools.islice(rows, 50_000)):
             _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), chunk)
         log.debug("wrote the near-duplicate index rows in %.2fs", time.monotonic() - started)
+        Repository._ensure_band_index(s, backfill=False)  # every row was just written: nothing to backfill
 
     @staticmethod
     def _ensure_band_index(s: Session, *, backfill: bool = True) -> None:
@@ -457,8 +458,7 @@ class Repository:
             log.info("articles were indexed by another process during a bulk sync: building the near-duplicate "
                      "index now")
             self._bulk = None
-            self._write_bands(s, bulk.bands)
-            self._ensure_band_index(s, backfill=False)
+            self._index_bulk(s, bulk.bands)
 
     def _indexed(self, s: Session, article_id: str) -> bool:
         """Whether the article has its band rows (in bulk mode: its entry in the map)."""

@@ -3,8 +3,9 @@
 normalize/ is pure, so it can run anywhere: with more than one core and more than a few hundred changed
 files, worker processes normalize while the main process stores the previous batch. Items go out in chunks
 and come back in the order they went in; at most ``AHEAD`` chunks are in flight, so memory does not
-grow with the archive. Workers come from a ``forkserver`` (never forked from a process that holds database
-connections) and receive the rules once, at start-up. Asked to stop, the main process terminates them.
+grow with the archive. Workers are forked from a single-threaded command (they start in milliseconds), else
+they come from a ``forkserver`` (the service: a fork beside other threads could copy a held lock); they
+receive the rules once, at start-up. Asked to stop, the main process terminates them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
 from typing import TYPE_CHECKING, TypeVar
 
@@ -31,11 +33,28 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CHUNK = 32  # items per task: large enough to amortize pickling, small enough to keep workers busy
-MIN_ITEMS = 200  # the first items are normalized in-process; only a longer input uses the pool
-# the pool is started once this many items were seen (a longer input is likely by then): its workers take
-# ~0.3 s to start, while this process normalizes and stores the first items; an input that ends before
-# MIN_ITEMS never uses it (and pays ~50 ms for its start and stop); earlier, its start slows the first batch
-POOL_AT = MIN_ITEMS // 2
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """When the pool starts (``pool_at``: items seen) and from which item on it gets the input (``min_items``).
+
+    The first items are normalized in this process, read one by one; an input that ends before ``min_items``
+    never uses the pool (a service tick with one changed file pays nothing for it).
+    """
+
+    pool_at: int
+    min_items: int
+
+
+# forked workers start in milliseconds with normalize/ loaded: the pool takes over after a few items (each
+# item normalized here was one the main process, the slower stage, did on top of storing; the first 200 were
+# 0.3 s of a 5.6 s sync of the real corpus on one core while the other idled)
+FORKED = Start(pool_at=16, min_items=16)
+# a forkserver's workers take ~0.3 s to start: the pool is started halfway through the first 200 items, while
+# this process normalizes and stores them; an input that ends before 200 never uses it (and pays ~50 ms for
+# its start and stop); earlier, its start slows the first batch
+FROM_FORKSERVER = Start(pool_at=100, min_items=200)
 # chunks in flight (384 items): the workers go on while the main process stores a batch; 24 were measured
 # 5 % faster at 10,000 posts but 200 MB bigger at the peak (the results wait in the main process)
 AHEAD = 12
@@ -53,6 +72,11 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def starting() -> Start:
+    """The pool's start for how its workers would start now (``_start_pool``)."""
+    return FORKED if forked.available() else FROM_FORKSERVER
 
 
 def normalize_one(raw: RawItem, rules: NormalizeSettings, tags: TagSettings, fingerprints: bool = True) -> Result:
@@ -98,10 +122,11 @@ def normalize_all(
     pool: multiprocessing.pool.Pool | None = None
     finished = False
     try:
-        # the first MIN_ITEMS items are normalized here, read one by one (no read-ahead: a file that vanishes
-        # meanwhile is reported as such); only a longer input gets the pool, for the rest, started early
-        for i, (tag, raw) in enumerate(itertools.islice(it, MIN_ITEMS)):
-            if i == POOL_AT:
+        # the first items are normalized here, read one by one (no read-ahead: a file that vanishes meanwhile
+        # is reported as such); only a longer input gets the pool, for the rest
+        start = starting()
+        for i, (tag, raw) in enumerate(itertools.islice(it, start.min_items)):
+            if i == start.pool_at:
                 pool = _start_pool(n, rules, tags, fingerprints)
             yield tag, normalize_one(raw, rules, tags, fingerprints)
         rest = next(it, None)

@@ -28,7 +28,7 @@ def _items(n: int) -> list[tuple[int, RawItem]]:
 
 def test_workers_match_in_process_results_in_order() -> None:
     settings = config.Settings()
-    items = _items(parallel.MIN_ITEMS + 50)
+    items = _items(parallel.FORKED.min_items + 50)
     inline = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
     pooled = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
     assert [i for i, _ in pooled] == list(range(len(items)))
@@ -44,30 +44,75 @@ def test_short_input_stays_in_process() -> None:
 
 def test_one_item_past_the_threshold_goes_through_the_pool_in_order() -> None:
     settings = config.Settings()
-    items = _items(parallel.MIN_ITEMS + 1)
+    items = _items(parallel.FORKED.min_items + 1)
     pooled = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
     assert [i for i, _ in pooled] == list(range(len(items)))
     assert pooled == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
 
 
 def test_breaking_off_early_stops_the_workers() -> None:
-    """The pool starts halfway through the first items (its workers warm up while this process does the
-    rest of them): a caller that stops there (the service asked to stop) leaves no worker behind."""
+    """A caller that stops once the pool has started (the service asked to stop) leaves no worker behind."""
     settings = config.Settings()
-    got = parallel.normalize_all(_items(parallel.MIN_ITEMS + 100), settings.normalize, settings.tags, workers=2)
-    first = [i for i, _ in itertools.islice(got, parallel.POOL_AT + 10)]
-    assert first == list(range(parallel.POOL_AT + 10))
-    assert multiprocessing.active_children()  # started halfway, before it is needed
+    got = parallel.normalize_all(_items(parallel.FORKED.min_items + 100), settings.normalize, settings.tags, workers=2)
+    first = [i for i, _ in itertools.islice(got, parallel.FORKED.pool_at + 10)]
+    assert first == list(range(parallel.FORKED.pool_at + 10))
+    assert multiprocessing.active_children()
     got.close()
     assert not multiprocessing.active_children()
 
 
 def test_an_input_that_ends_before_the_threshold_never_uses_the_pool() -> None:
     settings = config.Settings()
-    items = _items(parallel.MIN_ITEMS - 10)  # long enough for the pool to start, too short to use it
+    items = _items(parallel.FORKED.min_items)
     got = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
     assert got == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
     assert not multiprocessing.active_children()
+
+
+def test_a_single_threaded_process_hands_over_to_its_workers_after_a_few_items() -> None:
+    """Forked workers start in milliseconds: the main process (the slower stage, it also stores) normalizes
+    only the first few items; beside other threads (the service) the forkserver's slow start is waited out."""
+    assert parallel.starting() == parallel.FORKED
+    assert parallel.FORKED.min_items <= 16 < parallel.FROM_FORKSERVER.pool_at < parallel.FROM_FORKSERVER.min_items
+    settings = config.Settings()
+    got = parallel.normalize_all(_items(parallel.FORKED.min_items + 100), settings.normalize, settings.tags,
+                                 workers=2)
+    list(itertools.islice(got, parallel.FORKED.min_items))
+    assert not multiprocessing.active_children()  # the first items: in this process, no pool yet
+    next(got)
+    assert _worker_kinds() == {"ForkProcess"}
+    got.close()
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert parallel.starting() == parallel.FROM_FORKSERVER
+    finally:
+        release.set()
+        other.join()
+
+
+def test_a_pool_started_beside_other_threads_is_used_only_past_its_threshold() -> None:
+    """From a forkserver the pool starts halfway through the first items (its workers warm up meanwhile);
+    an input that ends before the threshold never uses it, a longer one gets the same results in order."""
+    settings = config.Settings()
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        start = parallel.FROM_FORKSERVER
+        short = _items(start.min_items - 10)  # long enough for the pool to start, too short to use it
+        assert list(parallel.normalize_all(short, settings.normalize, settings.tags, workers=2)) == \
+            list(parallel.normalize_all(short, settings.normalize, settings.tags, workers=1))
+        assert not multiprocessing.active_children()
+        items = _items(start.min_items + 40)
+        got = parallel.normalize_all(items, settings.normalize, settings.tags, workers=2)
+        first = list(itertools.islice(got, start.pool_at + 1))
+        assert _worker_kinds() == {"ForkServerProcess"}  # started halfway, before it is needed
+        assert first + list(got) == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
+    finally:
+        release.set()
+        other.join()
 
 
 def test_no_thread_outlives_a_pooled_normalization() -> None:
@@ -77,11 +122,11 @@ def test_no_thread_outlives_a_pooled_normalization() -> None:
 
     settings = config.Settings()
     assert forked.available(), "an earlier test left a thread running"
-    items = _items(parallel.MIN_ITEMS + 40)
+    items = _items(parallel.FORKED.min_items + 40)
     assert len(list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))) == len(items)
     assert forked.available(), threading.enumerate()
     got = parallel.normalize_all(items, settings.normalize, settings.tags, workers=2)
-    list(itertools.islice(got, parallel.MIN_ITEMS + 5))
+    list(itertools.islice(got, parallel.FORKED.min_items + 5))
     got.close()
     assert forked.available(), threading.enumerate()
 
@@ -121,8 +166,8 @@ def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler() -> None:
     calls: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, _frame: calls.append(signum))
     try:
-        got = parallel.normalize_all(_items(parallel.MIN_ITEMS + 300), settings.normalize, settings.tags, workers=2)
-        list(itertools.islice(got, parallel.MIN_ITEMS + 5))
+        got = parallel.normalize_all(_items(parallel.FORKED.min_items + 300), settings.normalize, settings.tags, workers=2)
+        list(itertools.islice(got, parallel.FORKED.min_items + 5))
         assert _worker_kinds() == {"ForkProcess"}
         got.close()
         assert not multiprocessing.active_children()

@@ -101,12 +101,16 @@ def test_a_file_that_disappears_during_the_sync_is_skipped_and_the_rest_syncs(tm
     settings = load(config)
     repo = Repository(open_database(settings.database.url))
     gone = arch / "good-110.md"
+    real_stat = os.stat
 
-    def progress(_source: str, done: int) -> None:
-        if done == 50 and gone.exists():
-            gone.unlink()  # listed already, not read yet
+    def stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("dir_fd") is not None and path == "good-000.md":  # the first file read: the folder is
+            gone.unlink()  # listed (sorted) already, this one not read yet (files are read ahead for workers)
+        return real_stat(path, *args, **kwargs)
 
-    report, _ = sync(settings, repo, progress=progress)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "stat", stat)
+        report, _ = sync(settings, repo)
     src = report.sources[0]
     assert src.new == 119 and src.skipped == 1
     assert src.errors == ["good-110.md: No such file or directory"]

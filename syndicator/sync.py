@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from . import clock, limits, recovery
+from . import clock, forked, limits, recovery
 from .config import Settings, SourceSettings
-from .errors import Interrupted, SourceError, SyndicatorError
+from .errors import Interrupted, SourceError, StorageError, SyndicatorError
 from .rendered import published_files
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
@@ -194,22 +194,53 @@ def sync(
     report = SyncReport()
     changes = Changes()
     chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
+    indexing: forked.Part | None = None
     with repo.bulk_index():  # a first sync builds the near-duplicate index once, at its end
         for src in chosen:
             _sync_source(settings, repo, src, report, changes, full=full, progress=progress, stop=stop,
                          only=None if only is None else only.get(src.name))
-    if render:
-        everything = full or (pending is not None and pending.recovering)
-        if everything or changes or not all((settings.output.dir / f).exists() for f in published_files(settings)):
-            from .publish import publish  # imported only when there is something to write
+        if render:
+            indexing = _index_meanwhile(repo)
+    try:
+        if render:
+            everything = full or (pending is not None and pending.recovering)
+            if everything or changes or not all((settings.output.dir / f).exists()
+                                                for f in published_files(settings)):
+                from .publish import publish  # imported only when there is something to write
 
-            if rendering is not None:
-                rendering()
-            report.feeds_written = publish(settings, repo, changes=None if everything else changes)
-        if pending is not None:
-            pending.finish()
+                if rendering is not None:
+                    rendering()
+                report.feeds_written = publish(settings, repo, changes=None if everything else changes)
+            if pending is not None:
+                pending.finish()
+    finally:
+        if indexing is not None:
+            indexing.abandon()  # waits for it; a failure is a warning (the next sync builds the index)
     report.seconds = time.monotonic() - started
     return report, changes
+
+
+def _index_meanwhile(repo: Repository) -> forked.Part | None:
+    """The end of a first sync's bulk mode (its near-duplicate rows and index, seconds of one core) in a forked
+    copy, while this process renders on the other core; None when there is none or it cannot be forked (the
+    service: ``bulk_index`` ends it in this process)."""
+    if not forked.available():
+        return None
+    finish = repo.leave_bulk()
+    if finish is None:
+        return None
+
+    def build() -> int:
+        repo.after_fork()
+        finish()
+        return 0
+
+    try:
+        return forked.start(build, "building the near-duplicate index", StorageError)
+    except OSError as exc:  # no fork (out of memory, too many processes): in this process then
+        log.warning("could not fork to build the near-duplicate index (%s): building it now", exc)
+        finish()
+        return None
 
 
 def _sync_source(

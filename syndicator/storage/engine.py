@@ -25,6 +25,14 @@ from ..errors import StorageError
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 60_000
+READ_ONLY = "syndicator_read_only"  # execution option of ``reader``'s connections
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read. On SQLite they begin as plain (deferred) ``BEGIN``: in WAL mode
+    such a transaction reads a snapshot and never waits for a writer, where ``BEGIN IMMEDIATE`` (every writer's
+    begin, see ``make_engine``) would wait for the writer's turn. A write in one fails instead of waiting."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def is_sqlite(url: str) -> bool:
@@ -64,8 +72,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)

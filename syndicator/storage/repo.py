@@ -6,6 +6,7 @@ together with its articles, so a crash in the middle means a free retry, never a
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import logging
@@ -30,6 +31,7 @@ from ..types import Carrier, StoryEntry
 from ..types import Tag as TagValue
 from . import schema as m
 from .bandmap import BandMap
+from .engine import reader
 
 log = logging.getLogger(__name__)
 # "the story is live", written as a function of the column: SQLite then drives a query by the index of its
@@ -135,6 +137,7 @@ class Repository:
 
     def __init__(self, engine: Engine, thresholds: dedup.Thresholds | None = None) -> None:
         self.engine = engine
+        self._reader = reader(engine)  # for transactions that only read
         self.thresholds = thresholds or dedup.Thresholds()
         # called inside each save_batch transaction, before commit (scale-out: render requests commit with it)
         self.batch_hooks: list[Callable[[Session, BatchResult], None]] = []
@@ -191,17 +194,30 @@ class Repository:
         if self._bulk is not None:
             self._bulk.bands.reserve(count())
 
-    def _end_bulk(self) -> None:
-        """Leave bulk mode: write the map's rows, build ``ix_article_bands_key`` (one sort) and free the map.
+    def leave_bulk(self) -> Callable[[], None] | None:
+        """Leave bulk mode now and hand back what is left of it (write the map's rows, build the index) for the
+        caller to run where it likes; None outside bulk mode.
 
-        Runs after a failed sync too: a database that fails again here (a full disk) must not hide the
-        sync's own error, and the next sync writes the rows and builds the index before anything else.
+        ``sync`` runs it in a forked copy of this process while this one renders: the render never reads the
+        near-duplicate index, and the rows and the index were seconds of one core at the end of a first sync.
+        Until it has run the database is as a killed bulk sync leaves it, which the next sync repairs.
         """
         bulk, self._bulk = self._bulk, None
+        return None if bulk is None else functools.partial(self._write_bulk, bulk)
+
+    def _end_bulk(self) -> None:
+        """Leave bulk mode at the end of ``bulk_index``: write the map's rows, build ``ix_article_bands_key`` (one
+        sort) and free the map (unless another writer or ``leave_bulk`` ended bulk mode already)."""
+        bulk, self._bulk = self._bulk, None
+        if bulk is not None:
+            self._write_bulk(bulk)
+
+    def _write_bulk(self, bulk: _BulkIndex) -> None:
+        """Runs after a failed sync too: a database that fails again here (a full disk) must not hide the
+        sync's own error, and the next sync writes the rows and builds the index before anything else."""
         try:
             with self._session() as s, s.begin():
-                if bulk is not None:  # else another writer ended bulk mode, and the index was built then
-                    self._index_bulk(s, bulk.bands)
+                self._index_bulk(s, bulk.bands)
         except DBAPIError as exc:
             log.warning("the near-duplicate index could not be built (%s); the next sync builds it", exc.orig)
 
@@ -278,7 +294,7 @@ class Repository:
         """
         if keys is not None and not keys:
             return {}
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             source_id = conn.scalar(select(m.Source.id).where(m.Source.name == source))
             if source_id is None:
                 return {}
@@ -323,7 +339,7 @@ class Repository:
                 st.next_due = next_due
 
     def source_status(self) -> list[SourceStatus]:
-        with self._session() as s:
+        with self._reading() as s:
             counts = dict(
                 s.execute(
                     select(m.Article.source_id, func.count())
@@ -343,7 +359,7 @@ class Repository:
 
     def fetch_state(self, source: str) -> FetchState:
         """The stored HTTP state of a remote source (empty for a new one)."""
-        with self._session() as s:
+        with self._reading() as s:
             st = self._state(s, source)
             return FetchState(
                 etag=st.etag, last_modified=st.last_modified, current_url=st.current_url,
@@ -370,7 +386,7 @@ class Repository:
 
     def article_keys(self, source: str) -> set[str]:
         """Keys of the source that already have a stored article (html pages are not fetched again)."""
-        with self._session() as s:
+        with self._reading() as s:
             return set(
                 s.scalars(
                     select(m.Article.key).join(m.Source, m.Source.id == m.Article.source_id).where(m.Source.name == source)
@@ -733,7 +749,7 @@ class Repository:
 
     def find_duplicates(self, a: ArticleValue) -> dedup.Decision:
         """What storing ``a`` would decide, without storing it (bench and `stories` diagnostics)."""
-        with self._session() as s:
+        with self._reading() as s:
             row = s.get(m.Article, a.id)
             stored = (
                 dedup.Stored(row.content_hash, row.title, row.withdrawn_at is not None) if row is not None else None
@@ -963,7 +979,7 @@ class Repository:
         counts = (select(m.StoryTag.tag_id, func.count().label("stories"),
                          func.max(m.StoryTag.published).label("newest"))
                   .group_by(m.StoryTag.tag_id).subquery())
-        with self._session() as s:
+        with self._reading() as s:
             rows = s.execute(
                 select(m.Tag.name, m.Tag.slug, counts.c.stories, counts.c.newest)
                 .join(counts, counts.c.tag_id == m.Tag.id)
@@ -972,12 +988,12 @@ class Repository:
             return [TagInfo(n, sl, int(c), mx) for n, sl, c, mx in rows]
 
     def story_count(self) -> int:
-        with self._session() as s:
+        with self._reading() as s:
             return int(s.scalar(select(func.count()).select_from(m.Story).where(m.Story.withdrawn.is_(False))) or 0)
 
     def feed_entries(self, tag_slug: str | None, limit: int, base_url: str) -> list[StoryEntry]:
         """The newest ``limit`` live stories (of one tag, or all), as feed entries."""
-        with self._session() as s:
+        with self._reading() as s:
             q = select(*_STORY).where(_LIVE)
             if tag_slug is not None:
                 q = (
@@ -994,7 +1010,7 @@ class Repository:
         hundreds of tags); a story shared by several tags is loaded once. Same entries, same order."""
         if not slugs:
             return {}
-        with self._session() as s:
+        with self._reading() as s:
             tag_ids = {slug: tid for slug, tid in s.execute(select(m.Tag.slug, m.Tag.id).where(m.Tag.slug.in_(list(slugs))))}
             picked = [(slug, sid) for slug in sorted(tag_ids) for sid in self._newest_of_tag(s, tag_ids[slug], limit)]
             ids = sorted({sid for _, sid in picked})
@@ -1087,11 +1103,11 @@ class Repository:
         return cache[source_id]
 
     def all_story_ids(self) -> list[str]:
-        with self._session() as s:
+        with self._reading() as s:
             return list(s.scalars(select(m.Story.id).where(_LIVE).order_by(m.Story.id)))
 
     def entries_by_ids(self, story_ids: Sequence[str], base_url: str) -> list[StoryEntry]:
-        with self._session() as s:
+        with self._reading() as s:
             stories = s.execute(
                 select(*_STORY).where(m.Story.id.in_(list(story_ids)), m.Story.withdrawn.is_(False))
             ).all()
@@ -1099,7 +1115,7 @@ class Repository:
 
     def iter_articles(self, tag: str | None = None, limit: int | None = None) -> Iterator[dict[str, object]]:
         """Live articles as JSON-ready dicts, newest first (``syndicator articles --json``)."""
-        with self._session() as s:
+        with self._reading() as s:
             q = select(m.Article, m.Source.name, m.Story.canonical_article_id).join(
                 m.Source, m.Source.id == m.Article.source_id
             ).join(m.Story, m.Story.id == m.Article.story_id).where(m.Article.withdrawn_at.is_(None))
@@ -1132,7 +1148,7 @@ class Repository:
 
     def iter_stories(self, min_members: int = 1, limit: int | None = None) -> Iterator[dict[str, object]]:
         """Live stories with their live members, newest first (``syndicator stories --json``)."""
-        with self._session() as s:
+        with self._reading() as s:
             q = (
                 select(m.Story)
                 .where(m.Story.withdrawn.is_(False), m.Story.member_count >= min_members)
@@ -1176,7 +1192,7 @@ class Repository:
                     }
 
     def article_versions(self, article_id: str) -> list[tuple[int, str, str]]:
-        with self._session() as s:
+        with self._reading() as s:
             return [
                 (v, t, h)
                 for v, t, h in s.execute(
@@ -1188,7 +1204,7 @@ class Repository:
 
     def counts(self) -> dict[str, int]:
         """Row counts per table (tests and `status`)."""
-        with self._session() as s:
+        with self._reading() as s:
             return {
                 t.__tablename__: int(s.scalar(select(func.count()).select_from(t)) or 0)
                 for t in (m.Source, m.SourceItem, m.Article, m.ArticleVersion, m.Story, m.Tag, m.ArticleTag, m.StoryTag)
@@ -1208,7 +1224,13 @@ class Repository:
             s.execute(text("SELECT pg_advisory_xact_lock(727002)"))
 
     def _session(self) -> Session:
+        """A session for a write transaction (``with self._session() as s, s.begin():``)."""
         return Session(self.engine, expire_on_commit=False)
+
+    def _reading(self) -> Session:
+        """A session that only reads: it never waits for a writer (``engine.reader``), so a render reads on
+        while another process (the end of a first sync's bulk mode, another sync) writes."""
+        return Session(self._reader, expire_on_commit=False)
 
     def after_fork(self) -> None:
         """In a forked copy of this process (``forked.start``): leave the pooled connections to the parent
@@ -1235,7 +1257,7 @@ class Repository:
         """Of ``names``, the sources whose next poll is due (never polled, or next_due ≤ now), oldest first."""
         if not names:
             return []
-        with self._session() as s:
+        with self._reading() as s:
             rows = s.execute(
                 select(m.Source.name, m.SourceState.next_due)
                 .join(m.SourceState, m.SourceState.source_id == m.Source.id)
@@ -1247,7 +1269,7 @@ class Repository:
 
     def schedule_state(self, source: str) -> tuple[int, datetime | None]:
         """(consecutive failures, next due) of a registered source."""
-        with self._session() as s:
+        with self._reading() as s:
             st = self._state(s, source)
             return st.consecutive_failures or 0, st.next_due
 
@@ -1273,7 +1295,7 @@ class Repository:
             s.execute(update(m.ServiceInstance).where(m.ServiceInstance.role == role).values(stopped_at=clock.now()))
 
     def service_info(self, role: str) -> ServiceInfo | None:
-        with self._session() as s:
+        with self._reading() as s:
             row = s.get(m.ServiceInstance, role)
             if row is None:
                 return None
@@ -1286,7 +1308,7 @@ class Repository:
 
         ``content=False``: entries without their HTML body (``content_html`` is ""), for the digests, which
         show titles, summaries and channels only: a day of thousands of stories loads much less."""
-        with self._session() as s:
+        with self._reading() as s:
             return self._between(s, start, end, base_url, content=content)
 
     def entries_of_days(self, bounds: Sequence[tuple[datetime, datetime]], base_url: str) -> list[list[StoryEntry]]:
@@ -1295,7 +1317,7 @@ class Repository:
         its rows. Entries of the span outside every given day are dropped."""
         if not bounds:
             return []
-        with self._session() as s:
+        with self._reading() as s:
             entries = self._between(s, bounds[0][0], bounds[-1][1], base_url, content=False)
         starts = [start for start, _ in bounds]
         days: list[list[StoryEntry]] = [[] for _ in bounds]
@@ -1364,7 +1386,7 @@ class Repository:
         Every sync that changed something reads all of these (100,000 rows at that size): a Core query on a
         plain connection, rows as tuples.
         """
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 select(m.Story.id, m.Story.published, m.Story.changed_at).where(m.Story.withdrawn.is_(False))
             )
@@ -1376,7 +1398,7 @@ class Repository:
         """The ``published`` of these stories, withdrawn ones too: the days a sync's changes fall on."""
         ids = sorted(set(story_ids))
         out: list[datetime] = []
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             for chunk in _chunks(ids, 500):
                 out.extend(conn.scalars(select(m.Story.published).where(m.Story.id.in_(list(chunk)))))
             conn.rollback()
@@ -1385,7 +1407,7 @@ class Repository:
     def stamps_between(self, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
         """(story id, changed_at) of the live stories published in ``[start, end)``: one day's fingerprint,
         read through the ``published`` index instead of every story's stamps."""
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             rows = conn.execute(
                 select(m.Story.id, m.Story.changed_at)
                 .where(_LIVE, m.Story.published >= start, m.Story.published < end)
@@ -1396,7 +1418,7 @@ class Repository:
 
     def digest_records(self) -> dict[str, DigestState]:
         """Every recorded digest day (``YYYY-MM-DD``) with its fingerprint, date and e-mail state."""
-        with self._session() as s:
+        with self._reading() as s:
             return {r.day: _digest_state(r) for r in s.scalars(select(m.DigestRecord))}
 
     def save_digest(self, day: str, fingerprint: str, stories: int, newest: datetime) -> DigestState:

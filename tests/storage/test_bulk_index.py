@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -239,3 +240,39 @@ def test_a_failing_index_build_does_not_hide_the_syncs_own_error(tmp_path: Path,
     monkeypatch.setattr(Repository, "_ensure_band_index", staticmethod(real))
     sync.sync(settings, repo, render=False)
     assert index_sql(repo.engine) is not None
+
+
+def test_a_first_sync_that_renders_builds_the_index_in_a_forked_copy_meanwhile(
+        tmp_path: Path, posts: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """With a render to do, a single-threaded sync leaves bulk mode before it and a forked copy writes the rows
+    and builds the index while this process renders: the database ends as with both done in this process. A
+    copy that fails is a warning (the sync's outputs are written), and the next sync builds the index."""
+    from syndicator import forked
+
+    started: list[str] = []
+    real_start = forked.start
+    monkeypatch.setattr(forked, "start",
+                        lambda work, what, *rest: started.append(what) or real_start(work, what, *rest))
+    settings, repo = open_repo(tmp_path / "forked", posts)
+    report, _ = sync.sync(settings, repo)
+    assert started == ["building the near-duplicate index", "rendering the article pages"]
+    assert report.feeds_written > POSTS and index_sql(repo.engine) is not None
+    in_a_copy = tables(repo.engine)
+
+    monkeypatch.setattr(forked, "available", lambda: False)  # the service: all of it in this process
+    settings, plain = open_repo(tmp_path / "in-process", posts)
+    sync.sync(settings, plain)
+    assert tables(plain.engine) == in_a_copy
+
+    monkeypatch.undo()
+    monkeypatch.setattr(Repository, "_write_bulk", lambda self, bulk: os._exit(3))  # the copy dies
+    settings, failed = open_repo(tmp_path / "failed", posts)
+    with caplog.at_level(logging.WARNING, logger="syndicator.forked"):
+        report, _ = sync.sync(settings, failed)
+    assert "building the near-duplicate index failed: exit code 3" in caplog.text
+    assert report.feeds_written > POSTS and (settings.output.dir / "all.atom").exists()
+    assert index_sql(failed.engine) is None and not tables(failed.engine)["bands"]
+    monkeypatch.undo()
+    sync.sync(settings, failed)
+    assert index_sql(failed.engine) is not None
+    assert tables(failed.engine) == in_a_copy

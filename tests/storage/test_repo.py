@@ -99,3 +99,29 @@ def test_tag_slugs_unique(repo: Repository) -> None:
     repo.save_batch("s", [change(make_article("a.md", tags=("安全生产", "An Quan Sheng Chan")))])
     slugs = sorted(t.slug for t in repo.tags())
     assert len(slugs) == len(set(slugs)) == 2
+
+
+def test_reads_never_wait_for_a_writer(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A render reads on while another process holds the writer's turn (a first sync's forked index build):
+    reads begin as plain deferred transactions on their snapshot; writes still take the turn up front."""
+    from syndicator.errors import StorageError
+    from syndicator.storage import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "BUSY_TIMEOUT_MS", 300)  # a wait would fail within 0.3 s, not hang
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    repo = Repository(open_database(url))
+    repo.ensure_source("s", "archive", "/x")
+    repo.save_batch("s", [change(make_article("a.md"))])
+    writer = open_database(url).connect()
+    writer.exec_driver_sql("UPDATE sources SET location = 'elsewhere'")  # BEGIN IMMEDIATE: the writer's turn
+    try:
+        assert repo.story_count() == 1  # the last committed state, at once
+        assert [t.name for t in repo.tags()] == ["安全生产"]
+        assert repo.file_states("s") == {"a.md": (1, 1, "1")}
+        with pytest.raises(StorageError, match="locked"):  # a write waits for the turn (here: 0.3 s)
+            repo.save_batch("s", [change(make_article("b.md", body="另一篇报道。"))])
+    finally:
+        writer.rollback()
+        writer.close()
+    repo.save_batch("s", [change(make_article("b.md", body="另一篇报道。"))])
+    assert repo.story_count() == 2

@@ -59,9 +59,12 @@ def is_blank(line: str) -> bool:
 
 def content_hash(text: str) -> str:
     """sha256 of the text with all whitespace and punctuation removed, after NFKC."""
-    # strip first (NFKC of a short string is cheaper), NFKC, strip again what NFKC turned into punctuation
-    canon = _NOT_WORD.sub("", unicodedata.normalize("NFKC", _NOT_WORD.sub("", text))).casefold()
-    return hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
+    # strip first (NFKC of a short string is cheaper), NFKC, strip again what NFKC turned into punctuation;
+    # what is NFKC already (nearly every text) comes out of NFKC unchanged, and of the second strip too
+    canon = _NOT_WORD.sub("", text)
+    if not unicodedata.is_normalized("NFKC", canon):
+        canon = _NOT_WORD.sub("", unicodedata.normalize("NFKC", canon))
+    return hashlib.sha256(canon.casefold().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # ---------------------------------------------------------------- decoding

@@ -160,3 +160,15 @@ def test_a_summary_made_from_the_head_is_the_summary_of_the_whole_text(text: str
     from syndicator.normalize import summarize
 
     assert summarize(text, limit) == _summary_of_the_whole(text, limit)
+
+
+@given(st.text(alphabet=st.sampled_from(list("新闻报道ＡＢ１２①℃㎡ﬁ，。！ Ⅻ\u0301e_-")) | st.characters(), max_size=300))
+def test_the_content_hash_is_its_plain_definition(text: str) -> None:
+    """The hash skips NFKC and the second strip when the stripped text is NFKC already: the same hash."""
+    import hashlib
+    import unicodedata
+
+    from syndicator.normalize.text import _NOT_WORD, content_hash
+
+    canon = _NOT_WORD.sub("", unicodedata.normalize("NFKC", _NOT_WORD.sub("", text))).casefold()
+    assert content_hash(text) == hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()

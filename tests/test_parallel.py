@@ -174,3 +174,25 @@ def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler() -> None:
         assert calls == []
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_pools_worker_handler_sleeps_while_results_wait(monkeypatch) -> None:
+    """The stock Pool's worker handler woke whenever a result waited in its pipe and looped until it was read:
+    thousands of rounds for a few hundred items, competing with the main thread. Ours wakes when the pool
+    changes (a handful of rounds) and the results are the same."""
+    import multiprocessing.pool
+
+    rounds = 0
+    real = multiprocessing.pool.Pool._maintain_pool
+
+    def counting(*args):  # type: ignore[no-untyped-def]
+        nonlocal rounds
+        rounds += 1
+        return real(*args)
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "_maintain_pool", staticmethod(counting))
+    settings = config.Settings()
+    items = _items(parallel.FORKED.min_items + 12 * parallel.CHUNK)
+    got = list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=2))
+    assert got == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
+    assert rounds <= 12, rounds

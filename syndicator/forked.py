@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from .errors import RenderError, SyndicatorError
+from .errors import RenderError
 from .libc import trim_heap
 
 log = logging.getLogger(__name__)
@@ -31,16 +31,12 @@ def available() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-_running = 0  # forked parts not waited for yet: the objects stay frozen (see start) until the last is done
-
-
 class Part:
     """A forked part of the work; ``result()`` waits for it and returns what it returned (a count)."""
 
-    def __init__(self, pid: int, fd: int, what: str, error: type[SyndicatorError] = RenderError) -> None:
-        self.pid, self.fd, self.what, self.error = pid, fd, what, error
+    def __init__(self, pid: int, fd: int, what: str) -> None:
+        self.pid, self.fd, self.what = pid, fd, what
         self._result: int | None = None
-        self._waited = False
 
     def result(self) -> int:
         if self._result is not None:
@@ -48,31 +44,21 @@ class Part:
         with os.fdopen(self.fd, "rb") as pipe:
             message = pipe.read().decode("utf-8", "replace").strip()
         _, status = os.waitpid(self.pid, 0)
-        self._gone()
+        # frozen until the copy is gone: the collector walking every object would write to every page and so
+        # make this process copy all of them while the copy still shares them (the tree's memory doubled)
+        gc.unfreeze()
         code = os.waitstatus_to_exitcode(status)
         if code != 0 or not message.isdigit():
             reason = message or (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
-            raise self.error(f"{self.what} failed: {reason}")
+            raise RenderError(f"{self.what} failed: {reason}")
         self._result = int(message)
         return self._result
 
-    def _gone(self) -> None:
-        global _running
-        if self._waited:
-            return
-        self._waited = True
-        _running -= 1
-        # frozen until every copy is gone: the collector walking every object would write to every page and so
-        # make this process copy all of them while a copy still shares them (the tree's memory doubled)
-        if _running == 0:
-            gc.unfreeze()
-
     def abandon(self) -> None:
-        """Wait for the part without failing on its failure (logged as a warning): the caller failed itself
-        (the part's files are its own to finish), or the part's failure is not the command's."""
+        """The caller failed itself: wait for the part (its files are its own to finish) and ignore it."""
         try:
             self.result()
-        except self.error as exc:
+        except RenderError as exc:
             log.warning("%s", exc)
 
 
@@ -100,14 +86,12 @@ class Claims:
         return claimed
 
 
-def start(work: Callable[[], int], what: str, error: type[SyndicatorError] = RenderError) -> Part:
-    """Run ``work`` in a forked copy of this process; ``what`` names it in errors ("article pages"), raised as
-    ``error``.
+def start(work: Callable[[], int], what: str) -> Part:
+    """Run ``work`` in a forked copy of this process; ``what`` names it in errors ("article pages").
 
     The copy reports ``work()``'s count through a pipe and ends with ``os._exit``: no exit handler, no
     buffered output of this process and no temporary file of its own is touched twice.
     """
-    global _running
     if not available():
         raise RuntimeError("forked.start needs a single-threaded process")  # a programming error
     for stream in (sys.stdout, sys.stderr):
@@ -126,13 +110,12 @@ def start(work: Callable[[], int], what: str, error: type[SyndicatorError] = Ren
             message = str(work())
             code = 0
         except BaseException as exc:  # anything: the parent must learn of it, and this copy must not go on
-            message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, error) else str(exc)
+            message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RenderError) else str(exc)
         try:
             os.write(write_fd, message.encode("utf-8", "replace"))
             sys.stderr.flush()
         finally:
             os._exit(code)
     os.close(write_fd)
-    _running += 1
-    return Part(pid, read_fd, what, error)
+    return Part(pid, read_fd, what)
 

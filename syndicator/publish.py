@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -122,11 +122,17 @@ def _index(settings: Settings, repo: Repository, tags: list[TagInfo], specs: lis
                                          stories=repo.story_count()))
 
 
-def publish(settings: Settings, repo: Repository, changes: Changes | None = None) -> int:
+def publish(settings: Settings, repo: Repository, changes: Changes | None = None, *,
+            alongside: Callable[[], None] | None = None) -> int:
     """Write the outputs a set of changes touched (everything when ``changes`` is None); returns files written.
 
     Everything, too, when the outputs were rendered with other settings (``render_settings``): a changed
     ``site.base_url`` or title must not stay in the files of every story that did not change.
+
+    ``alongside``: other work of the command that the render does not depend on (a first sync's near-duplicate
+    index). A full render's forked copy does it before its story pages, while this process renders feeds, tag
+    pages and digests, and the two share the pages left (so neither idles); without a copy it runs here first.
+    Its failure is a warning: the work is redone by the next command.
     """
     out: Path = settings.output.dir
     attach_output_store(settings, repo)
@@ -135,23 +141,28 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     published = _output_exists(out, front)  # outputs were published before (else everything is written)
     current = published and _output_exists(out, mark)
     if changes is not None and not changes and current:
+        _beside(alongside)
         return 0
     if changes is not None and not current:
         if published:
             log.info("the outputs were rendered with other settings (site, output, digest) or another version: "
                      "rendering everything")
         changes = None  # a fresh output folder gets everything
+    # the page of every story (most of the files of a full render) in a forked copy, on the second core, when it
+    # can be forked (a single-threaded command) and the files are the only copy (no output store to share)
+    copy = changes is None and forked.available() and attached_store(out) is None
+    if not copy:
+        _beside(alongside)
     if changes is None:
         started = time.time()  # files written after this by a concurrent writer are never pruned
-        # the page of every story (most of the files) in a forked copy, on the second core, when it can be
-        # forked (a single-threaded command) and the files are the only copy (no output store to share)
         pages = None
-        if forked.available() and attached_store(out) is None:
+        if copy:
             ids = repo.all_story_ids()
             chunks = forked.Claims(-(-len(ids) // PAGE_CHUNK))  # both processes take chunks until none is left
 
             def article_pages() -> int:
                 repo.after_fork()
+                _beside(alongside)
                 return _full_article_pages(settings, repo, started, ids=ids, claims=chunks)
 
             pages = forked.start(article_pages, "rendering the article pages")
@@ -171,6 +182,17 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
         prune(out, {mark}, RENDERED_DIR)
         return written
     return _publish(settings, repo, changes)
+
+
+def _beside(work: Callable[[], None] | None) -> None:
+    """Run ``publish``'s ``alongside`` work; its failure must not fail the render."""
+    if work is None:
+        return
+    try:
+        work()
+    except Exception as exc:  # whatever it was, the outputs are still to be written
+        log.warning("the work beside the render failed (%s: %s); the next sync does it again",
+                    type(exc).__name__, exc)
 
 
 def _publish(settings: Settings, repo: Repository, changes: Changes | None, *, started: float | None = None,

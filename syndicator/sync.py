@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from . import clock, forked, limits, recovery
+from . import clock, limits, recovery
 from .config import Settings, SourceSettings
-from .errors import Interrupted, SourceError, StorageError, SyndicatorError
+from .errors import Interrupted, SourceError, SyndicatorError
 from .rendered import published_files
 from .sources import archive
 from .storage.repo import BatchResult, ItemChange, Repository
@@ -30,6 +30,10 @@ BATCH = 500
 # the first batch of a sync is stored sooner: the main process stores it while the workers normalize the
 # next files, instead of waiting idle until they have made a whole batch
 FIRST_BATCH = 100
+# a first sync's near-duplicate index is built beside the render (by its forked copy) up to this many articles;
+# a larger one is built before it, as the map it is written from would stay in the copy while both processes
+# render: 68 MB at 100,000 posts took the tree from under 400 MB to 456 MB at its peak
+BESIDE_RENDER_MAX = 30_000
 
 Progress = Callable[[str, int], None]  # (source name, files done so far)
 StopAsked = Callable[[], bool]  # True once the service is asked to stop (SIGTERM/SIGINT)
@@ -194,13 +198,15 @@ def sync(
     report = SyncReport()
     changes = Changes()
     chosen = [settings.source(n) for n in names] if names else [s for s in settings.sources if s.enabled]
-    indexing: forked.Part | None = None
+    finish: Callable[[], None] | None = None
     with repo.bulk_index():  # a first sync builds the near-duplicate index once, at its end
         for src in chosen:
             _sync_source(settings, repo, src, report, changes, full=full, progress=progress, stop=stop,
                          only=None if only is None else only.get(src.name))
         if render:
-            indexing = _index_meanwhile(repo)
+            # the render's forked copy builds the index before its story pages (the render never reads it),
+            # where this process would have spent seconds of one core on it first
+            finish = repo.leave_bulk(BESIDE_RENDER_MAX)
     try:
         if render:
             everything = full or (pending is not None and pending.recovering)
@@ -210,37 +216,16 @@ def sync(
 
                 if rendering is not None:
                     rendering()
-                report.feeds_written = publish(settings, repo, changes=None if everything else changes)
+                alongside, finish = finish, None  # publish runs it (in its copy, or here)
+                report.feeds_written = publish(settings, repo, changes=None if everything else changes,
+                                               alongside=alongside)
             if pending is not None:
                 pending.finish()
     finally:
-        if indexing is not None:
-            indexing.abandon()  # waits for it; a failure is a warning (the next sync builds the index)
+        if finish is not None:  # nothing to render, or a failure before the render
+            finish()
     report.seconds = time.monotonic() - started
     return report, changes
-
-
-def _index_meanwhile(repo: Repository) -> forked.Part | None:
-    """The end of a first sync's bulk mode (its near-duplicate rows and index, seconds of one core) in a forked
-    copy, while this process renders on the other core; None when there is none or it cannot be forked (the
-    service: ``bulk_index`` ends it in this process)."""
-    if not forked.available():
-        return None
-    finish = repo.leave_bulk()
-    if finish is None:
-        return None
-
-    def build() -> int:
-        repo.after_fork()
-        finish()
-        return 0
-
-    try:
-        return forked.start(build, "building the near-duplicate index", StorageError)
-    except OSError as exc:  # no fork (out of memory, too many processes): in this process then
-        log.warning("could not fork to build the near-duplicate index (%s): building it now", exc)
-        finish()
-        return None
 
 
 def _sync_source(

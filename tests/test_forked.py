@@ -73,30 +73,6 @@ def test_the_collector_is_frozen_while_the_copy_runs_and_thawed_after() -> None:
     assert part.result() == 7
     assert gc.get_freeze_count() == 0
 
-    # two copies at once (a first sync's index build, then the story pages): thawed when both are done,
-    # whichever is waited for first
-    first = forked.start(lambda: 1, "the first part")
-    second = forked.start(lambda: 2, "the second part")
-    assert first.result() == 1 and gc.get_freeze_count() > 0
-    assert second.result() == 2 and gc.get_freeze_count() == 0
-
-
-def test_a_part_fails_with_the_error_it_is_given(caplog: pytest.LogCaptureFixture) -> None:
-    """A part that is not a render (the near-duplicate index) fails as its own kind of error; ``abandon``
-    waits for it and makes its failure a warning."""
-    import logging
-
-    from syndicator.errors import StorageError
-
-    def work() -> int:
-        raise StorageError("database or disk is full")
-
-    with pytest.raises(StorageError, match=r"^the index failed: database or disk is full$"):
-        forked.start(work, "the index", StorageError).result()
-    with caplog.at_level(logging.WARNING, logger="syndicator.forked"):
-        forked.start(work, "the index", StorageError).abandon()
-    assert "the index failed: database or disk is full" in caplog.text
-
 
 def test_claims_are_handed_out_once_each_to_the_copy_and_its_parent(tmp_path) -> None:
     import time

@@ -94,19 +94,18 @@ def test_the_article_pages_of_a_full_render_are_written_by_a_forked_copy(tmp_pat
     assert forked.available(), "an earlier test left a thread running"
     started = []
     real_start = forked.start
-    monkeypatch.setattr(forked, "start", lambda work, what, *rest: started.append(what) or real_start(work, what, *rest))
+    monkeypatch.setattr(forked, "start", lambda work, what: started.append(what) or real_start(work, what))
     archive = archive_of(tmp_path, Generator(11, tags=8).posts(40))
     config = write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     feeds = tmp_path / "feeds"
     stories = int(re.search(r"new=(\d+)", run(config, "sync")).group(1))  # type: ignore[union-attr]
-    # a first sync: its near-duplicate index is built in a copy too, meanwhile
-    assert started == ["building the near-duplicate index", "rendering the article pages"]
+    assert started == ["rendering the article pages"]
     forked_copy = contents(feeds)
     assert sum(p.startswith("articles/") for p in forked_copy) == stories > 30
     feeds.rename(tmp_path / "feeds-forked")
     monkeypatch.setattr(forked, "available", lambda: False)  # as in the service: everything in order
     run(config, "render")
-    assert len(started) == 2 and contents(feeds) == forked_copy
+    assert len(started) == 1 and contents(feeds) == forked_copy
 
 
 def test_the_parent_takes_story_pages_the_copy_has_not_reached(tmp_path: Path, monkeypatch) -> None:

@@ -194,16 +194,20 @@ class Repository:
         if self._bulk is not None:
             self._bulk.bands.reserve(count())
 
-    def leave_bulk(self) -> Callable[[], None] | None:
+    def leave_bulk(self, max_articles: int) -> Callable[[], None] | None:
         """Leave bulk mode now and hand back what is left of it (write the map's rows, build the index) for the
-        caller to run where it likes; None outside bulk mode.
+        caller to run where it likes; None outside bulk mode, or (staying in it) when the map holds more than
+        ``max_articles`` articles.
 
-        ``sync`` runs it in a forked copy of this process while this one renders: the render never reads the
-        near-duplicate index, and the rows and the index were seconds of one core at the end of a first sync.
-        Until it has run the database is as a killed bulk sync leaves it, which the next sync repairs.
+        ``sync`` has a full render's forked copy run it before the copy's story pages, beside the feeds this
+        process renders: the render never reads the near-duplicate index, and the rows and the index were
+        seconds of one core between the storing and the render. Until it has run the database is as a killed
+        bulk sync leaves it, which the next sync repairs.
         """
+        if self._bulk is None or len(self._bulk.bands) > max_articles:
+            return None
         bulk, self._bulk = self._bulk, None
-        return None if bulk is None else functools.partial(self._write_bulk, bulk)
+        return functools.partial(self._write_bulk, bulk)
 
     def _end_bulk(self) -> None:
         """Leave bulk mode at the end of ``bulk_index``: write the map's rows, build ``ix_article_bands_key`` (one

@@ -242,37 +242,54 @@ def test_a_failing_index_build_does_not_hide_the_syncs_own_error(tmp_path: Path,
     assert index_sql(repo.engine) is not None
 
 
-def test_a_first_sync_that_renders_builds_the_index_in_a_forked_copy_meanwhile(
+def test_a_first_sync_that_renders_builds_the_index_in_its_forked_copy(
         tmp_path: Path, posts: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """With a render to do, a single-threaded sync leaves bulk mode before it and a forked copy writes the rows
-    and builds the index while this process renders: the database ends as with both done in this process. A
-    copy that fails is a warning (the sync's outputs are written), and the next sync builds the index."""
+    """With a render to do, a sync leaves bulk mode before it, and the render's forked copy writes the rows and
+    builds the index before its story pages: the database ends as with both done before the render. When that
+    fails it is a warning (every output is written), and the next sync builds the index."""
     from syndicator import forked
 
-    started: list[str] = []
-    real_start = forked.start
-    monkeypatch.setattr(forked, "start",
-                        lambda work, what, *rest: started.append(what) or real_start(work, what, *rest))
+    pids: list[int] = []
+    real_write = Repository._write_bulk
+
+    def writing(self: Repository, bulk) -> None:  # type: ignore[no-untyped-def]
+        pids.append(os.getpid())
+        real_write(self, bulk)
+
+    monkeypatch.setattr(Repository, "_write_bulk", writing)
     settings, repo = open_repo(tmp_path / "forked", posts)
     report, _ = sync.sync(settings, repo)
-    assert started == ["building the near-duplicate index", "rendering the article pages"]
+    assert not pids  # recorded in the copy's memory: the copy did it
     assert report.feeds_written > POSTS and index_sql(repo.engine) is not None
-    in_a_copy = tables(repo.engine)
+    in_the_copy = tables(repo.engine)
 
-    monkeypatch.setattr(forked, "available", lambda: False)  # the service: all of it in this process
+    monkeypatch.setattr(forked, "available", lambda: False)  # the service: before the render, in this process
     settings, plain = open_repo(tmp_path / "in-process", posts)
     sync.sync(settings, plain)
-    assert tables(plain.engine) == in_a_copy
+    assert pids == [os.getpid()]
+    assert tables(plain.engine) == in_the_copy
 
     monkeypatch.undo()
-    monkeypatch.setattr(Repository, "_write_bulk", lambda self, bulk: os._exit(3))  # the copy dies
+    monkeypatch.setattr(Repository, "_write_bulk", writing)
+    monkeypatch.setattr(sync, "BESIDE_RENDER_MAX", POSTS // 2)  # a map too big to stay in the copy
+    settings, big = open_repo(tmp_path / "big", posts)
+    sync.sync(settings, big)
+    assert pids == [os.getpid()] * 2  # here, at the end of bulk mode, before the render
+    assert tables(big.engine) == in_the_copy
+
+    monkeypatch.undo()
+
+    def failing(self: Repository, bulk) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Repository, "_write_bulk", failing)
     settings, failed = open_repo(tmp_path / "failed", posts)
-    with caplog.at_level(logging.WARNING, logger="syndicator.forked"):
-        report, _ = sync.sync(settings, failed)
-    assert "building the near-duplicate index failed: exit code 3" in caplog.text
-    assert report.feeds_written > POSTS and (settings.output.dir / "all.atom").exists()
+    with caplog.at_level(logging.WARNING, logger="syndicator.publish"):
+        sync.sync(settings, failed)  # the copy's log goes to its stderr: read the outcome
     assert index_sql(failed.engine) is None and not tables(failed.engine)["bands"]
+    assert (settings.output.dir / "all.atom").exists()
+    assert sum(1 for _ in (settings.output.dir / "articles").rglob("*.html")) == len(tables(failed.engine)["stories"])
     monkeypatch.undo()
     sync.sync(settings, failed)
     assert index_sql(failed.engine) is not None
-    assert tables(failed.engine) == in_a_copy
+    assert tables(failed.engine) == in_the_copy

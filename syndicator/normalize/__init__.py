@@ -331,6 +331,11 @@ def summarize(text: str, limit: int) -> str:
     flat = _flat(text[:head])
     if len(text) > head and len(flat) <= limit + _HEAD_MARGIN:  # mostly whitespace: the whole text after all
         flat = _flat(text)
+    return _opening(flat, limit)
+
+
+def _opening(flat: str, limit: int) -> str:
+    """``summarize`` of a text already flattened (``_flat``)."""
     if len(flat) <= limit:
         return flat
     window = flat[:limit]

@@ -127,24 +127,6 @@ def test_any_network_item(
     check(article)
 
 
-def _summary_of_the_whole(text: str, limit: int) -> str:
-    """``summarize`` as first written: the whole text flattened (the reference for the head-only version)."""
-    from syndicator.normalize import _CJK_JOIN, _CLOSERS, _SENTENCE_END
-    from syndicator.normalize.text import clean_inline
-
-    flat = clean_inline(_CJK_JOIN.sub("", text).replace("\n\n", " "))
-    if len(flat) <= limit:
-        return flat
-    window = flat[:limit]
-    cut = max(window.rfind(c) for c in _SENTENCE_END)
-    if cut > 0:
-        end = cut + 1
-        while end < len(window) and window[end] in _CLOSERS:
-            end += 1
-        return window[:end].strip()
-    return window[: limit - 1].rstrip() + "…"
-
-
 SUMMARY_TEXT = st.one_of(
     st.text(alphabet=st.sampled_from(list("新闻记者报道中国，。！？”」』a1 \n\r\t\u3000\u00a0\u2028\u200b\x00")) | st.characters(),
             max_size=700),
@@ -157,9 +139,9 @@ SUMMARY_TEXT = st.one_of(
 @given(text=SUMMARY_TEXT, limit=st.integers(min_value=1, max_value=150))
 @settings(max_examples=400)
 def test_a_summary_made_from_the_head_is_the_summary_of_the_whole_text(text: str, limit: int) -> None:
-    from syndicator.normalize import summarize
+    from syndicator.normalize import _flat, _opening, summarize
 
-    assert summarize(text, limit) == _summary_of_the_whole(text, limit)
+    assert summarize(text, limit) == _opening(_flat(text), limit)
 
 
 @given(st.text(alphabet=st.sampled_from(list("新闻报道ＡＢ１２①℃㎡ﬁ，。！ Ⅻ\u0301e_-")) | st.characters(), max_size=300))

@@ -37,12 +37,14 @@ CHUNK = 32  # items per task: large enough to amortize pickling, small enough to
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """When the pool starts (``pool_at``: items seen) and from which item on it gets the input (``min_items``).
+    """How the pool's workers start (``method``), when the pool starts (``pool_at``: items seen) and from which
+    item on it gets the input (``min_items``): one decision, made once per input (``starting``).
 
     The first items are normalized in this process, read one by one; an input that ends before ``min_items``
     never uses the pool (a service tick with one changed file pays nothing for it).
     """
 
+    method: str  # multiprocessing start method
     pool_at: int
     min_items: int
 
@@ -50,11 +52,11 @@ class Start:
 # forked workers start in milliseconds with normalize/ loaded: the pool takes over after a few items (each
 # item normalized here was one the main process, the slower stage, did on top of storing; the first 200 were
 # 0.3 s of a 5.6 s sync of the real corpus on one core while the other idled)
-FORKED = Start(pool_at=16, min_items=16)
+FORKED = Start("fork", pool_at=16, min_items=16)
 # a forkserver's workers take ~0.3 s to start: the pool is started halfway through the first 200 items, while
 # this process normalizes and stores them; an input that ends before 200 never uses it (and pays ~50 ms for
 # its start and stop); earlier, its start slows the first batch
-FROM_FORKSERVER = Start(pool_at=100, min_items=200)
+FROM_FORKSERVER = Start("forkserver", pool_at=100, min_items=200)
 # chunks in flight (384 items): the workers go on while the main process stores a batch; 24 were measured
 # 5 % faster at 10,000 posts but 200 MB bigger at the peak (the results wait in the main process)
 AHEAD = 12
@@ -75,7 +77,8 @@ def cpu_count() -> int:
 
 
 def starting() -> Start:
-    """The pool's start for how its workers would start now (``_start_pool``)."""
+    """Forked workers while this process runs a single thread (the CLI), else from a forkserver (the service):
+    see ``_start_pool``."""
     return FORKED if forked.available() else FROM_FORKSERVER
 
 
@@ -127,14 +130,14 @@ def normalize_all(
         start = starting()
         for i, (tag, raw) in enumerate(itertools.islice(it, start.min_items)):
             if i == start.pool_at:
-                pool = _start_pool(n, rules, tags, fingerprints)
+                pool = _start_pool(n, rules, tags, fingerprints, start)
             yield tag, normalize_one(raw, rules, tags, fingerprints)
         rest = next(it, None)
         if rest is None:
             return
         it = itertools.chain([rest], it)
         if pool is None:
-            pool = _start_pool(n, rules, tags, fingerprints)
+            pool = _start_pool(n, rules, tags, fingerprints, start)
         running = pool
         pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
 
@@ -165,19 +168,18 @@ def normalize_all(
             pool.join()
 
 
-def _start_pool(n: int, rules: NormalizeSettings, tags: TagSettings, fingerprints: bool) -> multiprocessing.pool.Pool:
-    if forked.available():
-        # one thread (the CLI): workers forked from this process start in milliseconds with normalize/
-        # loaded; from a forkserver each spent ~0.2 s of CPU importing it while this process stored the first
-        # batch (on two cores, 0.3 s of a 3.5 s corpus sync). They never touch the database connections
-        # they inherit and end with os._exit, which closes nothing of SQLite's.
-        ctx: multiprocessing.context.BaseContext = multiprocessing.get_context("fork")
-    else:
+def _start_pool(n: int, rules: NormalizeSettings, tags: TagSettings, fingerprints: bool,
+                start: Start | None = None) -> multiprocessing.pool.Pool:
+    start = start or starting()
+    # fork (one thread, the CLI): workers start in milliseconds with normalize/ loaded; from a forkserver each
+    # spent ~0.2 s of CPU importing it while this process stored the first batch. They never touch the database
+    # connections they inherit and end with os._exit, which closes nothing of SQLite's.
+    ctx: multiprocessing.context.BaseContext = multiprocessing.get_context(start.method)
+    if start.method == "forkserver":
         # the service: a fork while other threads hold locks (logging's, a connection pool's) could leave
         # a worker stuck on one; a forkserver's workers start from a clean single-threaded process. Nothing
         # preloaded: the pool starts at once and the workers import normalize/ themselves, while this
         # process keeps polling the stop flag (a preloading forkserver would block here for seconds)
-        ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([])
     # multiprocessing.Pool rather than ProcessPoolExecutor: it can terminate its workers (Python 3.11)
     return _Pool(n, initializer=_init, initargs=(rules, tags, fingerprints), context=ctx)

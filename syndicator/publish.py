@@ -140,9 +140,6 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     front, mark = published_files(settings)
     published = _output_exists(out, front)  # outputs were published before (else everything is written)
     current = published and _output_exists(out, mark)
-    if changes is not None and not changes and current:
-        _beside(alongside)
-        return 0
     if changes is not None and not current:
         if published:
             log.info("the outputs were rendered with other settings (site, output, digest) or another version: "
@@ -153,6 +150,8 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     copy = changes is None and forked.available() and attached_store(out) is None
     if not copy:
         _beside(alongside)
+    if changes is not None and not changes:  # nothing changed, and the outputs are current
+        return 0
     if changes is None:
         started = time.time()  # files written after this by a concurrent writer are never pruned
         pages = None

@@ -44,6 +44,7 @@ _MEMBER = (m.Article.id, m.Article.story_id, m.Article.title, m.Article.link, m.
            m.Article.channel, m.Article.publisher, m.Article.source_id)
 T = TypeVar("T")
 _BAND_INDEX = "ix_article_bands_key"  # the band key look-up index a bulk sync builds at its end (bulk_index)
+_BAND_COLUMNS = ("article_id", "band_no", "band_key")  # the rows written without the ORM (_insert_plain)
 #: The day cache (``Repository.remember_busy_days``) keeps days of at least this many stories, this many days.
 BUSY_DAY = 500
 BUSY_DAYS_KEPT = 3
@@ -217,8 +218,9 @@ class Repository:
             self._write_bulk(bulk)
 
     def _write_bulk(self, bulk: _BulkIndex) -> None:
-        """Runs after a failed sync too: a database that fails again here (a full disk) must not hide the
-        sync's own error, and the next sync writes the rows and builds the index before anything else."""
+        """Write a bulk sync's rows and index in one transaction (``_index_bulk``). Runs after a failed sync
+        too: a database that fails again here (a full disk) must not hide the sync's own error; the next sync
+        writes the rows and builds the index before anything else."""
         try:
             with self._session() as s, s.begin():
                 self._index_bulk(s, bulk.bands)
@@ -232,7 +234,7 @@ class Repository:
         started = time.monotonic()
         rows = bands.rows()
         while chunk := list(itertools.islice(rows, 50_000)):
-            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), chunk)
+            _insert_plain(s, m.ArticleBand, _BAND_COLUMNS, chunk)
         log.debug("wrote the near-duplicate index rows in %.2fs", time.monotonic() - started)
         Repository._ensure_band_index(s, backfill=False)  # every row was just written: nothing to backfill
 
@@ -266,7 +268,7 @@ class Repository:
         for chunk in _chunks(unindexed, _BatchCandidates.CHUNK):  # texts a chunk at a time: memory stays flat
             texts = s.execute(select(m.Article.id, m.Article.content_text, m.Article.title)
                               .where(m.Article.id.in_(chunk)))
-            _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"),
+            _insert_plain(s, m.ArticleBand, _BAND_COLUMNS,
                           [(aid, i, k) for aid, text_, title in texts
                            for i, k in enumerate(dedup.fingerprint(text_, title).bands)])
 
@@ -645,7 +647,7 @@ class Repository:
         for model, values in ((m.Story, stories), (m.Article, rows), (m.ArticleVersion, versions)):
             for start in range(0, len(values), 5000):
                 conn.execute(insert(_table(model)), values[start : start + 5000])
-        _insert_plain(s, m.ArticleBand, ("article_id", "band_no", "band_key"), bands)
+        _insert_plain(s, m.ArticleBand, _BAND_COLUMNS, bands)
         _insert_plain(s, m.ArticleTag, ("article_id", "tag_id"), tags)
 
     def _candidates(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import signal
 import threading
 from datetime import UTC, datetime
@@ -154,6 +155,33 @@ def test_a_single_threaded_process_forks_its_workers_and_the_service_uses_a_fork
     other.start()
     try:
         assert _kinds_of_a_started_pool() == {"ForkServerProcess"}
+    finally:
+        release.set()
+        other.join()
+
+
+def _worker_priority() -> int:
+    settings = config.Settings()
+    pool = parallel._start_pool(2, settings.normalize, settings.tags, True)
+    try:
+        return pool.apply(os.getpriority, (os.PRIO_PROCESS, 0))
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def test_workers_run_at_a_lower_priority_than_the_main_process() -> None:
+    """The main process stores every result (and in the service answers feed readers): when it and the workers
+    both want the cores, it goes first. Forked workers and the service's forkserver workers alike."""
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + parallel.WORKER_NICENESS)
+    assert parallel.WORKER_NICENESS > 0
+    assert _worker_priority() == expected
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert parallel.starting() == parallel.FROM_FORKSERVER
+        assert _worker_priority() == expected
     finally:
         release.set()
         other.join()

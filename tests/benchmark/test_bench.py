@@ -57,3 +57,12 @@ def test_bench_prefill_bulk_fills_the_database_for_noop(tmp_path: Path) -> None:
     assert "noop" in done.stdout  # a no-op: every file's state was recorded by the bulk fill
     atom = (tmp_path / "work" / "run-12" / "feeds" / "all.atom").read_text(encoding="utf-8")
     assert atom.count("<entry>") == 12
+
+
+def test_the_floor_measures_every_stage_on_a_tiny_archive(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "bench.floor", "--n", "12", "--runs", "1", "--no-hugo", "--work", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from bench.floor import STAGES
+
+    assert all(stage in done.stdout for stage in STAGES) and "best on" in done.stdout

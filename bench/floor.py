@@ -65,7 +65,7 @@ def measure(posts: Path) -> dict[str, float]:
     articles: list[dict[str, object]] = []
     article_tags: list[dict[str, object]] = []
     base = datetime(2024, 1, 1, tzinfo=UTC)
-    for i, path in enumerate(sorted(posts.iterdir())):
+    for i, path in enumerate(sorted(p for p in posts.iterdir() if p.is_file())):
         t0 = cpu()
         text = path.read_bytes().decode("utf-8", "replace")
         head, body = _front_matter(text)
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs; medians are reported (default 3)")
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench", help="archives and Hugo sites")
     parser.add_argument("--no-hugo", action="store_true", help="skip Hugo")
+    parser.add_argument("--archive", type=Path, help="a folder of posts instead of a generated archive (no Hugo)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the fresh interpreter's part
     args = parser.parse_args(argv)
     if args.measure is not None:
@@ -158,21 +159,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from . import hugo
 
-    ws = make_workspace(args.work, args.n)
-    runs = [_measured(ws.archive) for _ in range(max(args.runs, 1))]
+    if args.archive is not None:
+        posts, n = args.archive, sum(1 for p in args.archive.iterdir() if p.is_file())
+    else:
+        ws = make_workspace(args.work, args.n)
+        posts, n = ws.archive, args.n
+    runs = [_measured(posts) for _ in range(max(args.runs, 1))]
     spent = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in STAGES}
     cores = len(os.sched_getaffinity(0))
     hugo_run: Summary | None = None
-    if not args.no_hugo and hugo.hugo_path() is not None:
+    if args.archive is None and not args.no_hugo and hugo.hugo_path() is not None:
         hugo.copy_content(ws)
         hugo_run = hugo.build(ws, args.runs)
         ws.empty_trash()
     total = sum(spent.values())
-    print(f"floor of a cold sync of {args.n:,} posts (CPU seconds, medians of {len(runs)}):")
+    print(f"floor of a cold sync of {n:,} posts (CPU seconds, medians of {len(runs)}):")
     for k in STAGES:
         mark = "per file" if k in PER_FILE else ""
-        print(f"  {k:22s} {spent[k]:7.2f} s  {spent[k] / args.n * 1e6:6.0f} µs a post  {mark}")
-    print(f"  {'all':22s} {total:7.2f} s  {total / args.n * 1e6:6.0f} µs a post")
+        print(f"  {k:22s} {spent[k]:7.2f} s  {spent[k] / n * 1e6:6.0f} µs a post  {mark}")
+    print(f"  {'all':22s} {total:7.2f} s  {total / n * 1e6:6.0f} µs a post")
     best = floor_seconds(spent, cores)
     print(f"best on {cores} core(s): {best:.2f} s")
     if hugo_run is not None:

@@ -1,4 +1,8 @@
-"""Run one command and measure it: wall seconds and the peak memory of its whole process tree.
+"""Run one command and measure it: wall seconds, CPU seconds and the peak memory of its whole process tree.
+
+CPU seconds are the kernel's for the child and every descendant it reaped (``wait4``: the sync's workers and
+its render's forked copy are all reaped before it exits); divided by the wall seconds they say how many cores
+the command kept busy, the figure that moved least from run to run on a noisy machine.
 
 Peak memory is the larger of two readings: the kernel's ``ru_maxrss`` for the child and the descendants it
 reaped (``wait4``: the largest single process), and the sum over every live process in the tree of its
@@ -26,6 +30,7 @@ class Run:
     peak_rss_mb: float
     returncode: int
     output: str = ""
+    cpu_seconds: float | None = None  # the process tree's user + system time (None: not measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +45,13 @@ class Summary:
     posts_per_s: float | None
     peak_rss_mb: float
     runs: tuple[Run, ...]
+    cpu_s: float | None = None  # median CPU seconds of the process tree
+    cores_busy: float | None = None  # median of each run's CPU seconds ÷ wall seconds
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
-        d["runs"] = [{"seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb, "returncode": r.returncode} for r in self.runs]
+        d["runs"] = [{"seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb, "returncode": r.returncode,
+                      "cpu_seconds": r.cpu_seconds} for r in self.runs]
         return d
 
 
@@ -118,17 +126,23 @@ def run(cmd: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | No
     reader.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     peak_kb = max(peak, usage.ru_maxrss)
-    return Run(seconds, peak_kb / 1024, proc.returncode, b"".join(chunks).decode("utf-8", "replace"))
+    return Run(seconds, peak_kb / 1024, proc.returncode, b"".join(chunks).decode("utf-8", "replace"),
+               cpu_seconds=usage.ru_utime + usage.ru_stime)
 
 
 def summarize(
     case: str, archive: str, n: int, tool: str, runs: Sequence[Run], posts: int | None = None
 ) -> Summary:
-    """Median wall time and median peak memory; posts/s from the median time (``posts`` defaults to n)."""
+    """Median wall time, CPU time, cores kept busy and peak memory; posts/s from the median time (``posts``
+    defaults to n)."""
     secs = statistics.median(r.seconds for r in runs)
+    measured = all(r.cpu_seconds is not None and r.seconds > 0 for r in runs)
+    cpu = [float(r.cpu_seconds or 0.0) for r in runs] if measured and runs else []
     count = n if posts is None else posts
     return Summary(
         case=case, archive=archive, n=n, tool=tool, seconds=round(secs, 4),
         posts_per_s=round(count / secs, 1) if secs > 0 and count else None,
         peak_rss_mb=round(statistics.median(r.peak_rss_mb for r in runs), 1), runs=tuple(runs),
+        cpu_s=round(statistics.median(cpu), 3) if cpu else None,
+        cores_busy=round(statistics.median(c / r.seconds for c, r in zip(cpu, runs, strict=True)), 3) if cpu else None,
     )

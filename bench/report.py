@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .measure import Summary
 
-COLUMNS = ("archive", "case", "tool", "median s", "posts/s", "peak MB", "÷ hugo s", "÷ hugo MB")
+COLUMNS = ("archive", "case", "tool", "median s", "posts/s", "peak MB", "÷ hugo s", "÷ hugo MB", "cpu s", "cores")
 
 
 def _hugo_cold(results: Sequence[Summary]) -> dict[str, Summary]:
@@ -37,6 +37,7 @@ def table(results: Sequence[Summary]) -> str:
         rows.append((
             r.archive, r.case, r.tool, f"{r.seconds:.3f}",
             f"{r.posts_per_s:,.0f}" if r.posts_per_s else "", f"{r.peak_rss_mb:.0f}", ratio_s, ratio_mb,
+            f"{r.cpu_s:.2f}" if r.cpu_s is not None else "", f"{r.cores_busy:.2f}" if r.cores_busy is not None else "",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = []

@@ -46,6 +46,8 @@ def test_bench_runs_every_case_on_a_tiny_archive(tmp_path: Path) -> None:
             ("delete", "syndicator"), ("render", "syndicator"), ("watch-new", "syndicator"),
             ("watch-edit", "syndicator"), ("watch-delete", "syndicator")} <= cases
     assert all(r["peak_rss_mb"] > 0 and r["seconds"] > 0 for r in doc["results"])
+    cold = next(r for r in doc["results"] if r["case"] == "cold")
+    assert cold["cpu_s"] > 0 and cold["cores_busy"] > 0 and all(run["cpu_seconds"] > 0 for run in cold["runs"])
     assert doc["machine"]["cpus"] >= 1
 
 

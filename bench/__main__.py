@@ -42,10 +42,8 @@ def run_archive(ws: Workspace, chosen: list[str], runs: int, with_hugo: bool, no
     results: list[Summary] = []
     use_hugo = with_hugo and "cold" in chosen
     if use_hugo:
-        copied = hugo.copy_content(ws)
-        results.append(copied)
         try:
-            hugo.build(ws, 1)  # warm-up build (untimed): it also checks Hugo can build this archive at all
+            results.append(hugo.ready(ws))
         except BenchError as exc:
             notes.append(f"{ws.name}: hugo cannot build this archive ({exc})")
             use_hugo = False

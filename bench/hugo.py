@@ -67,6 +67,14 @@ def copy_content(ws: Workspace) -> Summary:
     return summarize("copy", ws.name, ws.n, "hugo", [r])
 
 
+def ready(ws: Workspace) -> Summary:
+    """The archive copied into the Hugo site (``copy_content``'s timing) and one untimed warm-up build: it fills
+    Hugo's caches and tells whether Hugo can build this archive at all (``BenchError`` if not)."""
+    copied = copy_content(ws)
+    build(ws, 1)
+    return copied
+
+
 def build(ws: Workspace, runs: int) -> Summary:
     """``hugo`` into an empty ``public/``; a failed build (broken front matter aborts Hugo) is reported."""
     hugo = hugo_path()

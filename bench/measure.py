@@ -136,8 +136,9 @@ def summarize(
     """Median wall time, CPU time, cores kept busy and peak memory; posts/s from the median time (``posts``
     defaults to n)."""
     secs = statistics.median(r.seconds for r in runs)
-    measured = all(r.cpu_seconds is not None and r.seconds > 0 for r in runs)
-    cpu = [float(r.cpu_seconds or 0.0) for r in runs] if measured and runs else []
+    cpu = [r.cpu_seconds for r in runs if r.cpu_seconds is not None and r.seconds > 0]
+    if len(cpu) < len(runs):  # some run was not measured (a service's): no figure rather than a partial one
+        cpu = []
     count = n if posts is None else posts
     return Summary(
         case=case, archive=archive, n=n, tool=tool, seconds=round(secs, 4),

@@ -61,11 +61,9 @@ FROM_FORKSERVER = Start("forkserver", pool_at=100, min_items=200)
 # chunks in flight (384 items): the workers go on while the main process stores a batch; 24 were measured
 # 5 % faster at 10,000 posts but 200 MB bigger at the peak (the results wait in the main process)
 AHEAD = 12
-# how much lower the workers' scheduling priority is than the main process's (os.nice). With two cores and
-# two workers, three processes want them while a sync stores, and at equal priority the main process fell
-# behind: the results in flight waited for it, alone on one core, after the workers were done (0.25-0.5 s of
-# a 3.5-4.4 s sync of the real corpus); the cores a cold sync keeps busy went 1.68 -> 1.70 (corpus), 1.85 -> 1.88
-# (10,000 posts)
+# how much lower the workers' scheduling priority is than the main process's (os.nice): with two cores and two
+# workers, three processes want the cores while a sync stores, and at equal priority the main process fell
+# behind, then stored the results in flight alone on one core (docs/PERFORMANCE.md, ninth round)
 WORKER_NICENESS = 10
 POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
 # the article and its near-duplicate fingerprint (computed here too: it costs as much as normalizing), or

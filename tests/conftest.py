@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +82,16 @@ def write_config(folder: Path, archive_dir: Path, *, db_url: str | None = None, 
 @pytest.fixture
 def config_file(tmp_path: Path, archive: Path) -> Path:
     return write_config(tmp_path, archive)
+
+
+@contextlib.contextmanager
+def another_thread_running() -> Iterator[None]:
+    """A second thread runs while the block does (as the service's do): forking is off the table then."""
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        yield
+    finally:
+        release.set()
+        other.join()

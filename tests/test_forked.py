@@ -7,6 +7,7 @@ import signal
 import threading
 
 import pytest
+from conftest import another_thread_running
 
 from syndicator import forked
 from syndicator.errors import RenderError
@@ -49,16 +50,10 @@ def test_a_killed_part_is_an_error() -> None:
 
 def test_not_available_while_another_thread_runs() -> None:
     assert forked.available(), f"threads left running by earlier tests: {threading.enumerate()}"
-    stop = threading.Event()
-    t = threading.Thread(target=stop.wait)
-    t.start()
-    try:
+    with another_thread_running():
         assert not forked.available()
         with pytest.raises(RuntimeError):
             forked.start(lambda: 1, "the test part")
-    finally:
-        stop.set()
-        t.join()
     assert forked.available()
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from conftest import SEED_FILE
+from conftest import SEED_FILE, another_thread_running
 
 from syndicator import config, parallel
 from syndicator.types import RawItem
@@ -83,24 +86,15 @@ def test_a_single_threaded_process_hands_over_to_its_workers_after_a_few_items()
     next(got)
     assert _worker_kinds() == {"ForkProcess"}
     got.close()
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
+    with another_thread_running():
         assert parallel.starting() == parallel.FROM_FORKSERVER
-    finally:
-        release.set()
-        other.join()
 
 
 def test_a_pool_started_beside_other_threads_is_used_only_past_its_threshold() -> None:
     """From a forkserver the pool starts halfway through the first items (its workers warm up meanwhile);
     an input that ends before the threshold never uses it, a longer one gets the same results in order."""
     settings = config.Settings()
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
+    with another_thread_running():
         start = parallel.FROM_FORKSERVER
         short = _items(start.min_items - 10)  # long enough for the pool to start, too short to use it
         assert list(parallel.normalize_all(short, settings.normalize, settings.tags, workers=2)) == \
@@ -111,9 +105,6 @@ def test_a_pool_started_beside_other_threads_is_used_only_past_its_threshold() -
         first = list(itertools.islice(got, start.pool_at + 1))
         assert _worker_kinds() == {"ForkServerProcess"}  # started halfway, before it is needed
         assert first + list(got) == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
-    finally:
-        release.set()
-        other.join()
 
 
 def test_no_thread_outlives_a_pooled_normalization() -> None:
@@ -136,38 +127,33 @@ def _worker_kinds() -> set[str]:
     return {type(p).__name__ for p in multiprocessing.active_children()}
 
 
-def _kinds_of_a_started_pool() -> set[str]:
+@contextlib.contextmanager
+def _started_pool() -> Iterator[multiprocessing.pool.Pool]:
     settings = config.Settings()
     pool = parallel._start_pool(2, settings.normalize, settings.tags, True)
     try:
-        return _worker_kinds()
+        yield pool
     finally:
         pool.terminate()
         pool.join()
+
+
+def _kinds_of_a_started_pool() -> set[str]:
+    with _started_pool():
+        return _worker_kinds()
 
 
 def test_a_single_threaded_process_forks_its_workers_and_the_service_uses_a_forkserver() -> None:
     """Forked workers start with normalize/ loaded (no import, ~0.2 s of CPU each); while other threads run
     (the service) a fork could copy a held lock, so the workers come from a forkserver."""
     assert _kinds_of_a_started_pool() == {"ForkProcess"}
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
+    with another_thread_running():
         assert _kinds_of_a_started_pool() == {"ForkServerProcess"}
-    finally:
-        release.set()
-        other.join()
 
 
 def _worker_priority() -> int:
-    settings = config.Settings()
-    pool = parallel._start_pool(2, settings.normalize, settings.tags, True)
-    try:
+    with _started_pool() as pool:
         return pool.apply(os.getpriority, (os.PRIO_PROCESS, 0))
-    finally:
-        pool.terminate()
-        pool.join()
 
 
 def test_workers_run_at_a_lower_priority_than_the_main_process() -> None:
@@ -176,15 +162,9 @@ def test_workers_run_at_a_lower_priority_than_the_main_process() -> None:
     expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + parallel.WORKER_NICENESS)
     assert parallel.WORKER_NICENESS > 0
     assert _worker_priority() == expected
-    release = threading.Event()
-    other = threading.Thread(target=release.wait)
-    other.start()
-    try:
+    with another_thread_running():
         assert parallel.starting() == parallel.FROM_FORKSERVER
         assert _worker_priority() == expected
-    finally:
-        release.set()
-        other.join()
 
 
 def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler() -> None:

@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
+from sqlalchemy import inspect as sa_inspect
 
 from syndicator.storage import engine as engine_mod
 from syndicator.storage.engine import open_database
@@ -69,3 +70,44 @@ def test_only_an_empty_sqlite_file_is_created_from_the_models(tmp_path: Path, ca
     with caplog.at_level(logging.INFO, logger="syndicator.storage.engine"):
         open_database(f"sqlite:///{tmp_path / 'new.db'}")
     assert "created database at revision" in caplog.text
+
+
+def test_an_upgrade_re_indexes_near_duplicates_with_the_new_fingerprint(
+    tmp_path: Path, archive: Path, db_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database indexed by an earlier version (other band keys, revision 0006) is re-indexed once by revision
+    0007: every indexed article gets the keys new articles are looked up with, and a re-post synced after the
+    upgrade joins the stored story."""
+    import shutil
+
+    from conftest import REPO, write_config
+    from sqlalchemy import text
+
+    from syndicator import dedup
+    from syndicator.config import load
+    from syndicator.storage.repo import Repository
+    from syndicator.sync import sync
+
+    settings = load(write_config(tmp_path, archive, db_url=db_url))
+    repo = Repository(open_database(db_url))
+    sync(settings, repo)
+    engine = repo.engine
+    with engine.begin() as conn:  # what revision 0006 left: keys no new article shares, the index in place
+        conn.execute(text("UPDATE article_bands SET band_key = band_key / 2"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        (stored,) = conn.execute(text("SELECT id, content_text, title FROM articles")).all()
+    engine.dispose()
+
+    with caplog.at_level(logging.INFO, logger="syndicator.storage"):
+        repo = Repository(open_database(db_url))
+    assert "re-indexing 1 articles for near-duplicate detection" in caplog.text
+    with repo.engine.connect() as conn:
+        keys = [r[0] for r in conn.execute(text("SELECT band_key FROM article_bands ORDER BY band_no"))]
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        index_names = {ix["name"] for ix in sa_inspect(conn).get_indexes("article_bands")}
+    assert keys == list(dedup.fingerprint(stored.content_text, stored.title).bands)
+    assert revision == engine_mod.head_revision() and "ix_article_bands_key" in index_names
+
+    shutil.copy(REPO / "tests" / "data" / "stories" / "repost_fenghuang.md", archive / "repost.md")
+    report, _ = sync(settings, repo)
+    assert (report.total("new"), report.total("duplicates")) == (0, 1)

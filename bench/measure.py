@@ -6,7 +6,7 @@ the command kept busy, the figure that moved least from run to run on a noisy ma
 
 Peak memory is the larger of two readings: the kernel's ``ru_maxrss`` for the child and the descendants it
 reaped (``wait4``: the largest single process), and the sum over every live process in the tree of its
-proportional set size (PSS: a page shared by k processes counts 1/k to each), sampled every 20 ms from
+proportional set size (PSS: a page shared by k processes counts 1/k to each), sampled every 100 ms from
 /proc (worker pools run at the same time, so their memory adds up, but a shared page is counted once).
 """
 
@@ -21,7 +21,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-SAMPLE_SECONDS = 0.02
+# Reading a process's PSS walks its page tables: ~6 ms of this process's CPU for a sync's tree, taken from the
+# command it measures on a 2-core machine. Every 20 ms it made a cold sync of the real corpus 4.48 s instead
+# of 3.48 s (10,000 posts: 14.1 s instead of 12.5 s) with the same peak (197 and 198 MB; 268 and 269 MB):
+# memory grows batch by batch, and 100 ms still sees its peak (docs/PERFORMANCE.md, tenth round).
+SAMPLE_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)

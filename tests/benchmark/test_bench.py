@@ -68,3 +68,15 @@ def test_the_floor_measures_every_stage_on_a_tiny_archive(tmp_path: Path) -> Non
     from bench.floor import STAGES
 
     assert all(stage in done.stdout for stage in STAGES) and "best on" in done.stdout
+
+
+def test_memory_sampling_reads_proc_at_most_ten_times_a_second(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Reading PSS walks page tables: sampled every 20 ms it took a second of CPU from a 3.5 s sync it timed."""
+    from bench import measure
+
+    reads = []
+    real = measure.tree_rss_kb
+    monkeypatch.setattr(measure, "tree_rss_kb", lambda pid: reads.append(pid) or real(pid))
+    run = measure.run([sys.executable, "-c", "import time; time.sleep(1)"])
+    assert run.returncode == 0 and run.peak_rss_mb > 1
+    assert len(reads) <= 11 * run.seconds + 1

@@ -39,10 +39,10 @@ _NOT_WORD = re.compile(r"[\W_]+")
 #: unrelated texts (Jaccard < 0.05) almost never share a band.
 SHINGLE = 5
 #: The MinHash is taken over the 5-grams that *start* at an anchor character: a fixed quarter of the letters and
-#: digits, chosen by a hash of the code point (``_anchors``). The same gram is always in or always out, so the
+#: digits, chosen by a hash of the code point (``_anchored``). The same gram is always in or always out, so the
 #: sample's Jaccard estimates the whole sets' and near-duplicates still meet in bands; a post's ~1,700 grams
-#: become ~400, which made the fingerprint 2.4 times cheaper with the same decisions on both labelled sets
-#: (docs/PERFORMANCE.md, tenth round). The exact verification still compares every shingle.
+#: become ~400, which made the fingerprint half as costly (~450 → ~235 µs a post) with the same decisions on
+#: both labelled sets (docs/PERFORMANCE.md, tenth round). The exact verification still compares every shingle.
 ANCHOR_BITS = 2  # one code point in 2**ANCHOR_BITS anchors a gram
 BANDS = 42
 ROWS = 3

@@ -111,3 +111,59 @@ def test_an_upgrade_re_indexes_near_duplicates_with_the_new_fingerprint(
     shutil.copy(REPO / "tests" / "data" / "stories" / "repost_fenghuang.md", archive / "repost.md")
     report, _ = sync(settings, repo)
     assert (report.total("new"), report.total("duplicates")) == (0, 1)
+
+
+def test_a_re_index_that_fails_halfway_loses_nothing(tmp_path: Path, archive: Path, db_url: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Revision 0007 runs in one transaction: failing halfway (a crash, a full disk) leaves the old rows and
+    revision 0006, and the next start re-indexes from the beginning."""
+    import shutil
+
+    from conftest import REPO, write_config
+    from sqlalchemy import text
+
+    from syndicator import dedup
+    from syndicator.config import load
+    from syndicator.storage.repo import Repository
+    from syndicator.sync import sync
+
+    shutil.copy(REPO / "tests" / "data" / "stories" / "repost_fenghuang.md", archive / "repost.md")
+    (archive / "other.md").write_text("---\ntitle: 另一条新闻的标题\ndate: 2019-02-25 06:24\n---\n"
+                                      + "完全不同的一篇报道，讲的是另外一件事情。" * 20 + "\n", encoding="utf-8")
+    settings = load(write_config(tmp_path, archive, db_url=db_url))
+    repo = Repository(open_database(db_url))
+    sync(settings, repo)
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE article_bands SET band_key = band_key / 2"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        before = sorted(map(tuple, conn.execute(text("SELECT * FROM article_bands"))))
+    repo.engine.dispose()
+    assert len({row[0] for row in before}) == 3
+
+    real = dedup.fingerprint
+    calls = []
+
+    def failing(text_: str, title: str = "") -> dedup.Fingerprint:
+        calls.append(title)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(text_, title)
+
+    monkeypatch.setattr(dedup, "fingerprint", failing)
+    with pytest.raises(OSError):
+        open_database(db_url)
+    engine = engine_mod.make_engine(db_url)
+    with engine.connect() as conn:
+        assert sorted(map(tuple, conn.execute(text("SELECT * FROM article_bands")))) == before
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        index_names = {ix["name"] for ix in sa_inspect(conn).get_indexes("article_bands")}
+    engine.dispose()
+    assert "ix_article_bands_key" in index_names
+
+    monkeypatch.setattr(dedup, "fingerprint", real)
+    engine = open_database(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT a.content_text, a.title, b.band_no, b.band_key FROM article_bands b "
+                                 "JOIN articles a ON a.id = b.article_id")).all()
+    assert len(rows) == len(before)
+    assert all(real(t, title).bands[no] == key for t, title, no, key in rows)

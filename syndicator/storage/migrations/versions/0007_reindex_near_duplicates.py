@@ -2,7 +2,9 @@
 
 The MinHash is now taken over the anchored 5-grams of a text (``dedup.sampled_grams``), so the keys stored by
 earlier versions would never meet the keys of new articles: every article that has band rows gets them made
-again from its stored text and headline, once, here. No schema change.
+again from its stored text and headline, once, here. No schema change. It runs in one transaction (Alembic's
+own per revision on SQLite, the advisory-locked one on PostgreSQL): a failure halfway leaves revision 0006 and
+the old rows, and the next start re-indexes from the beginning.
 
 Revision ID: 0007
 Revises: 0006

@@ -139,7 +139,7 @@ def _anchored() -> re.Pattern[str]:
     """The 5-grams that start at an anchor: the letters and digits of the Basic Multilingual Plane (what a
     comparable text is made of; every script, not only Chinese) whose Knuth multiplicative hash falls in the
     lowest ``1 / 2**ANCHOR_BITS`` — one ``re.findall`` (in C), where a set of every gram made each string in
-    Python. Made on first use (~10 ms); stored band keys depend on this exact choice (``INDEX_VERSION``)."""
+    Python. Made on first use (~20 ms); stored band keys depend on this exact choice (``INDEX_VERSION``)."""
     anchors = "".join(
         c for c in map(chr, range(0x10000))
         if c.isalnum() and (ord(c) * 2654435761) % 2**32 >> (32 - ANCHOR_BITS) == 0

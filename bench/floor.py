@@ -7,8 +7,8 @@ decisions, no pages, no digests, the rows written in one executemany per table:
 
 - read + front matter: the file's bytes, UTF-8, PyYAML's C loader;
 - sanitize: ``nh3.clean`` of the body;
-- fingerprint: ``syndicator.dedup.fingerprint`` (the near-duplicate index's own: NFKC, the 5-gram set, rensa's
-  MinHash, the band keys), since stored band keys depend on exactly it, of the text it is given in a sync
+- fingerprint: ``syndicator.dedup.fingerprint`` (the near-duplicate index's own: NFKC, the anchored 5-grams,
+  rensa's MinHash, the band keys), since stored band keys depend on exactly it, of the text it is given in a sync
   (the normalized text: shorter than the raw body; it is made untimed, by the normalizer);
 - store: SQLAlchemy Core, one transaction, articles and their tag rows;
 - feeds: feedgen, RSS and Atom for every tag and for everything, the newest ``MAX_ENTRIES`` each.

@@ -66,7 +66,7 @@ AHEAD = 12
 # behind, then stored the results in flight alone on one core (docs/PERFORMANCE.md, ninth round)
 WORKER_NICENESS = 10
 POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
-# the article and its near-duplicate fingerprint (computed here too: it costs as much as normalizing), or
+# the article and its near-duplicate fingerprint (computed here too: over a quarter of a worker's time), or
 # the ParseError's reason
 Result = tuple[Article | None, str | None, Fingerprint | None]
 

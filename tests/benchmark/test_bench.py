@@ -10,6 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # bench/ is a folder of the repository, not part of the installed package
 
+from bench import measure  # noqa: E402
+from bench.floor import STAGES  # noqa: E402
 from bench.generate import Generator, generate  # noqa: E402
 
 
@@ -65,15 +67,11 @@ def test_the_floor_measures_every_stage_on_a_tiny_archive(tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "bench.floor", "--n", "12", "--runs", "1", "--no-hugo", "--work", str(tmp_path)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    from bench.floor import STAGES
-
     assert all(stage in done.stdout for stage in STAGES) and "best on" in done.stdout
 
 
 def test_memory_sampling_reads_proc_at_most_ten_times_a_second(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Reading PSS walks page tables: sampled every 20 ms it took a second of CPU from a 3.5 s sync it timed."""
-    from bench import measure
-
     reads = []
     real = measure.tree_rss_kb
     monkeypatch.setattr(measure, "tree_rss_kb", lambda pid: reads.append(pid) or real(pid))

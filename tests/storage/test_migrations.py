@@ -1,19 +1,28 @@
-"""The migrations build exactly the tables the models describe (on SQLite and PostgreSQL)."""
+"""The migrations build exactly the tables the models describe, and revision 0007 re-indexes near-duplicates (on
+SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from conftest import REPO, write_config
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy import inspect as sa_inspect
 
+from syndicator import dedup
+from syndicator.config import Settings, load
 from syndicator.storage import engine as engine_mod
 from syndicator.storage.engine import open_database
+from syndicator.storage.repo import Repository
 from syndicator.storage.schema import Base
+from syndicator.sync import sync
+
+STORIES = REPO / "tests" / "data" / "stories"
 
 
 @pytest.mark.parametrize("alembic_only", [False, True], ids=["as-opened", "migrated"])
@@ -72,43 +81,44 @@ def test_only_an_empty_sqlite_file_is_created_from_the_models(tmp_path: Path, ca
     assert "created database at revision" in caplog.text
 
 
+def _synced_as_left_by_0006(tmp_path: Path, archive: Path, db_url: str) -> tuple[Settings, list[tuple[object, ...]]]:
+    """Sync ``archive`` into a new database, then make it what revision 0006 left: other band keys (none that a
+    new article shares), the key index in place, revision 0006. Returns the settings and those band rows."""
+    settings = load(write_config(tmp_path, archive, db_url=db_url))
+    repo = Repository(open_database(db_url))
+    sync(settings, repo)
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE article_bands SET band_key = band_key / 2"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        rows = sorted(map(tuple, conn.execute(text("SELECT * FROM article_bands"))))
+    repo.engine.dispose()
+    return settings, rows
+
+
+def _band_index_names(conn: Connection) -> set[str | None]:
+    return {ix["name"] for ix in sa_inspect(conn).get_indexes("article_bands")}
+
+
 def test_an_upgrade_re_indexes_near_duplicates_with_the_new_fingerprint(
     tmp_path: Path, archive: Path, db_url: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A database indexed by an earlier version (other band keys, revision 0006) is re-indexed once by revision
     0007: every indexed article gets the keys new articles are looked up with, and a re-post synced after the
     upgrade joins the stored story."""
-    import shutil
-
-    from conftest import REPO, write_config
-    from sqlalchemy import text
-
-    from syndicator import dedup
-    from syndicator.config import load
-    from syndicator.storage.repo import Repository
-    from syndicator.sync import sync
-
-    settings = load(write_config(tmp_path, archive, db_url=db_url))
-    repo = Repository(open_database(db_url))
-    sync(settings, repo)
-    engine = repo.engine
-    with engine.begin() as conn:  # what revision 0006 left: keys no new article shares, the index in place
-        conn.execute(text("UPDATE article_bands SET band_key = band_key / 2"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
-        (stored,) = conn.execute(text("SELECT id, content_text, title FROM articles")).all()
-    engine.dispose()
+    settings, _ = _synced_as_left_by_0006(tmp_path, archive, db_url)
 
     with caplog.at_level(logging.INFO, logger="syndicator.storage"):
         repo = Repository(open_database(db_url))
     assert "re-indexing 1 articles for near-duplicate detection" in caplog.text
     with repo.engine.connect() as conn:
+        (stored,) = conn.execute(text("SELECT content_text, title FROM articles")).all()
         keys = [r[0] for r in conn.execute(text("SELECT band_key FROM article_bands ORDER BY band_no"))]
         revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        index_names = {ix["name"] for ix in sa_inspect(conn).get_indexes("article_bands")}
+        index_names = _band_index_names(conn)
     assert keys == list(dedup.fingerprint(stored.content_text, stored.title).bands)
     assert revision == engine_mod.head_revision() and "ix_article_bands_key" in index_names
 
-    shutil.copy(REPO / "tests" / "data" / "stories" / "repost_fenghuang.md", archive / "repost.md")
+    shutil.copy(STORIES / "repost_fenghuang.md", archive / "repost.md")
     report, _ = sync(settings, repo)
     assert (report.total("new"), report.total("duplicates")) == (0, 1)
 
@@ -117,27 +127,10 @@ def test_a_re_index_that_fails_halfway_loses_nothing(tmp_path: Path, archive: Pa
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Revision 0007 runs in one transaction: failing halfway (a crash, a full disk) leaves the old rows and
     revision 0006, and the next start re-indexes from the beginning."""
-    import shutil
-
-    from conftest import REPO, write_config
-    from sqlalchemy import text
-
-    from syndicator import dedup
-    from syndicator.config import load
-    from syndicator.storage.repo import Repository
-    from syndicator.sync import sync
-
-    shutil.copy(REPO / "tests" / "data" / "stories" / "repost_fenghuang.md", archive / "repost.md")
+    shutil.copy(STORIES / "repost_fenghuang.md", archive / "repost.md")
     (archive / "other.md").write_text("---\ntitle: 另一条新闻的标题\ndate: 2019-02-25 06:24\n---\n"
                                       + "完全不同的一篇报道，讲的是另外一件事情。" * 20 + "\n", encoding="utf-8")
-    settings = load(write_config(tmp_path, archive, db_url=db_url))
-    repo = Repository(open_database(db_url))
-    sync(settings, repo)
-    with repo.engine.begin() as conn:
-        conn.execute(text("UPDATE article_bands SET band_key = band_key / 2"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
-        before = sorted(map(tuple, conn.execute(text("SELECT * FROM article_bands"))))
-    repo.engine.dispose()
+    _, before = _synced_as_left_by_0006(tmp_path, archive, db_url)
     assert len({row[0] for row in before}) == 3
 
     real = dedup.fingerprint
@@ -156,7 +149,7 @@ def test_a_re_index_that_fails_halfway_loses_nothing(tmp_path: Path, archive: Pa
     with engine.connect() as conn:
         assert sorted(map(tuple, conn.execute(text("SELECT * FROM article_bands")))) == before
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
-        index_names = {ix["name"] for ix in sa_inspect(conn).get_indexes("article_bands")}
+        index_names = _band_index_names(conn)
     engine.dispose()
     assert "ix_article_bands_key" in index_names
 

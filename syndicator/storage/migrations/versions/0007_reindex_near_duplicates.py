@@ -40,7 +40,7 @@ def upgrade() -> None:
     log.info("re-indexing %d articles for near-duplicate detection (once, after this upgrade)", len(ids))
     # rows written without the key index, which is built once at the end: one sort instead of a random insert
     # into a B-tree per row (``Repository.bulk_index`` does the same for a first sync)
-    conn.execute(sa.text("DROP INDEX IF EXISTS ix_article_bands_key"))
+    op.drop_index('ix_article_bands_key', table_name='article_bands', if_exists=True)  # a killed bulk sync drops it
     conn.execute(sa.delete(_bands))
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -53,7 +53,7 @@ def upgrade() -> None:
             conn.execute(sa.insert(_bands), values)
         if start and start % 20_000 == 0:
             log.info("re-indexed %d of %d articles", start, len(ids))
-    conn.execute(sa.text("CREATE INDEX ix_article_bands_key ON article_bands (band_key)"))
+    op.create_index('ix_article_bands_key', 'article_bands', ['band_key'], unique=False)
     log.info("re-indexed %d articles in %.1fs", len(ids), time.monotonic() - started)
 
 

@@ -372,9 +372,10 @@ def test_workers_and_web_nodes_share_one_database(tmp_path: Path, pg_url: str, f
     assert polled_in_window == expected_in_window
     assert len({holder for _, _, holder, _ in polls}) == 3, "the work was not spread over the workers"
 
-    # the digest of the day: built once although three workers ran
+    # each day's digest: built once although three workers ran (two days when the run crosses midnight in the
+    # site's timezone, as a suite running through 16:00 UTC does)
     digests = [line for w in workers for line in w.lines if line.startswith("DIGEST ")]
-    assert len(digests) == 1, digests
+    assert 1 <= len(digests) <= 2 and len(digests) == len(set(digests)), digests
 
     # no duplicate articles or stories: the same rows as one process syncing the same folders
     stored = stored_articles(pg_url)

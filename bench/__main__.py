@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_hugo and not with_hugo:
         notes.append("hugo is not on PATH: no comparison (install the Debian package `hugo` to get one)")
     args.work.mkdir(parents=True, exist_ok=True)
+    cases.compile_package()
     started = time.time()
     results: list[Summary] = []
     try:

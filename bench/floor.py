@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .cases import MAX_ENTRIES, REPO, make_workspace
+from .cases import MAX_ENTRIES, REPO, compile_package, make_workspace
 
 STAGES = ("start-up and imports", "read + front matter", "sanitize", "fingerprint", "store", "feeds")
 PER_FILE = ("read + front matter", "sanitize", "fingerprint")
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import hugo
 
+    compile_package()
     if args.archive is not None:
         posts, n = args.archive, sum(1 for p in args.archive.iterdir() if p.is_file())
     else:

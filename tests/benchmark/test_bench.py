@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # bench/ is a folder of the repository, not part of the installed package
 
 from bench import measure  # noqa: E402
+from bench.cases import compile_package  # noqa: E402
 from bench.floor import STAGES  # noqa: E402
 from bench.generate import Generator, generate  # noqa: E402
 
@@ -78,3 +80,12 @@ def test_memory_sampling_reads_proc_at_most_ten_times_a_second(monkeypatch) -> N
     run = measure.run([sys.executable, "-c", "import time; time.sleep(1)"])
     assert run.returncode == 0 and run.peak_rss_mb > 1
     assert len(reads) <= 11 * run.seconds + 1
+
+
+def test_the_benchmark_times_the_package_compiled_as_installed(tmp_path: Path) -> None:
+    """With PYTHONDONTWRITEBYTECODE set, every timed command compiled the package again; the bench writes the
+    bytecode first, as an installed copy has it."""
+    cached = Path(importlib.util.cache_from_source(str(REPO / "syndicator" / "publish.py")))
+    cached.unlink(missing_ok=True)
+    compile_package()
+    assert cached.is_file()

@@ -49,8 +49,8 @@ def normalize_newlines(text: str) -> str:
 
 def clean_line(line: str) -> str:
     """The fast path of ``clean_inline`` for a line of text that ``clean_chars`` already saw."""
-    # str.split() knows the same spaces as _SPACES but the two marks (the line's own newline and the controls
-    # it treats as spaces are gone by now) and runs in C: three times faster than the regex, the same result
+    # str.split() splits on the spaces of _SPACES but the two direction marks (U+200E, U+200F), and also on
+    # newlines and a few controls, which are gone from a line by now; in C it is three times faster (same result)
     if "\u200e" in line or "\u200f" in line:
         return _SPACES.sub(" ", line).strip()
     return " ".join(line.split())

@@ -66,10 +66,10 @@ def _normalized_text(path: Path, data: bytes, title: str, body: str) -> tuple[st
     from syndicator.normalize import normalize_item
     from syndicator.types import RawItem
 
-    rules = _settings()
+    settings = _settings()
     raw = RawItem(source="floor", key=path.name, timezone="Asia/Shanghai", data=data, path=path.name)
     try:
-        article = normalize_item(raw, rules.normalize, rules.tags)
+        article = normalize_item(raw, settings.normalize, settings.tags)
     except ParseError:
         return body, title
     return article.content_text, article.title

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import rensa
+from conftest import drawn_text
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,9 +64,8 @@ def reference_comparable(text: str) -> str:
 
 # CJK and its punctuation, the compatibility blocks comparable() folds itself, other compatibility characters
 # (Arabic presentation forms, CJK compatibility ideographs, mathematical letters), combining marks (a mark after
-# a folded character must compose exactly as NFKC composes it), Hangul jamo, ASCII; drawn one by one (st.lists,
-# not st.text: st.text merges an alphabet's strategies into one range and then almost never draws the picked ones)
-_MIXED = st.lists(
+# a folded character must compose exactly as NFKC composes it), Hangul jamo, ASCII
+_MIXED = drawn_text(
     st.one_of(
         st.sampled_from("重庆频道丨｜，。：；！？（）“”《》、…　℃㎡①Ⅱ²ＡＺａｚ０９　﹏︰･ｶﾞ\u00a0\u2002\u3000"),
         st.characters(min_codepoint=0x00A0, max_codepoint=0x036F),
@@ -77,7 +77,7 @@ _MIXED = st.lists(
         st.characters(min_codepoint=0x20, max_codepoint=0x7E),
     ),
     max_size=60,
-).map("".join)
+)
 
 
 @given(_MIXED)

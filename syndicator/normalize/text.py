@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import charset_normalizer
 
+from ..types import word_chars
+
 # XML 1.0 allows #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]; everything else
 # (C0 controls, lone surrogates, U+FFFE/U+FFFF) goes. C1 controls and zero-width/format characters
 # that only hide text go too.
@@ -24,7 +26,6 @@ _INVALID = re.compile(
 # Every horizontal space (tab, NBSP, ideographic space, en/em spaces, ZWNJ-free) → one ASCII space.
 _SPACES = re.compile("[ \t\x85\u00a0\u1680\u2000-\u200a\u200e\u200f\u2028\u2029\u202f\u205f\u3000]+")
 _NEWLINES = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_WORD = re.compile(r"\w+")
 
 IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r"""([a-zA-Z_:][-\w:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
@@ -54,12 +55,6 @@ def clean_line(line: str) -> str:
     if "\u200e" in line or "\u200f" in line:
         return _SPACES.sub(" ", line).strip()
     return " ".join(line.split())
-
-
-def word_chars(text: str) -> str:
-    """The text's letters and digits (``\\w`` but ``_``), in order: whitespace and punctuation dropped."""
-    # joining the runs of \w is ~30 % faster than deleting the runs of [\W_] with re.sub (same result)
-    return "".join(_WORD.findall(text)).replace("_", "")
 
 
 def is_blank(line: str) -> bool:

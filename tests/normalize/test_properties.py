@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from conftest import drawn_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -127,11 +128,9 @@ def test_any_network_item(
     check(article)
 
 
-# characters drawn one by one (st.lists, not st.text): st.text merges an alphabet's strategies into one
-# range of code points and then almost never draws the hand-picked characters
 SUMMARY_TEXT = st.one_of(
-    st.lists(st.sampled_from(list("新闻记者报道中国，。！？”」』a1 \n\r\t\u3000\u00a0\u2028\u200b\x00")) | st.characters(),
-             max_size=700).map("".join),
+    drawn_text(st.sampled_from(list("新闻记者报道中国，。！？”」』a1 \n\r\t\u3000\u00a0\u2028\u200b\x00")) | st.characters(),
+               max_size=700),
     # pieces with long runs of whitespace: a head that flattens to less than a summary
     st.lists(st.sampled_from(["新闻。", "报道”", "中", "a b", " " * 40, "\n\n", "\r\n" * 20, "\u3000" * 30, "\n"]),
              max_size=80).map("".join),
@@ -146,7 +145,12 @@ def test_a_summary_made_from_the_head_is_the_summary_of_the_whole_text(text: str
     assert summarize(text, limit) == _opening(_flat(text), limit)
 
 
-@given(st.lists(st.sampled_from(list("新闻报道ＡＢ１２①℃㎡ﬁ，。！ Ⅻ\u0301e_-")) | st.characters(), max_size=300).map("".join))
+def _without_punctuation(text: str) -> str:
+    """The plain definition: every run of non-letters, non-digits and underscores deleted."""
+    return re.sub(r"[\W_]+", "", text)
+
+
+@given(drawn_text(st.sampled_from(list("新闻报道ＡＢ１２①℃㎡ﬁ，。！ Ⅻ\u0301e_-")) | st.characters(), max_size=300))
 def test_the_content_hash_is_its_plain_definition(text: str) -> None:
     """The hash skips NFKC and the second strip when the stripped text is NFKC already: the same hash."""
     import hashlib
@@ -154,16 +158,13 @@ def test_the_content_hash_is_its_plain_definition(text: str) -> None:
 
     from syndicator.normalize.text import content_hash
 
-    def strip(t: str) -> str:
-        return re.sub(r"[\W_]+", "", t)
-
-    canon = strip(unicodedata.normalize("NFKC", strip(text))).casefold()
+    canon = _without_punctuation(unicodedata.normalize("NFKC", _without_punctuation(text))).casefold()
     assert content_hash(text) == hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # every space _SPACES knows (the two marks among them), ASCII, CJK and its punctuation, anything else
-_LINE = st.lists(st.sampled_from(list(" \t\x85\u00a0\u1680\u2000\u2005\u200a\u200e\u200f\u2028\u2029\u202f\u205f\u3000"
-                                      "新闻，。ab1_-")) | st.characters(), max_size=80).map("".join)
+_LINE = drawn_text(st.sampled_from(list(" \t\x85\u00a0\u1680\u2000\u2005\u200a\u200e\u200f\u2028\u2029\u202f\u205f\u3000"
+                                        "新闻，。ab1_-")) | st.characters(), max_size=80)
 
 
 @given(_LINE)
@@ -177,6 +178,6 @@ def test_a_cleaned_line_is_its_plain_definition(text: str) -> None:
 
 @given(_LINE)
 def test_word_chars_are_the_text_without_whitespace_punctuation_and_underscores(text: str) -> None:
-    from syndicator.normalize.text import word_chars
+    from syndicator.types import word_chars
 
-    assert word_chars(text) == re.sub(r"[\W_]+", "", text)
+    assert word_chars(text) == _without_punctuation(text)

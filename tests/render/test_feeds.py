@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import feedparser
 import pytest
+from conftest import drawn_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -178,9 +179,7 @@ def test_unknown_format_is_a_render_error(spec: FeedSpec, site: SiteInfo) -> Non
         render_feed(spec, site, "json")  # type: ignore[arg-type]
 
 
-# characters drawn one by one (st.lists, not st.text): st.text merges an alphabet's strategies into one
-# range of code points and then almost never draws the hand-picked characters
-text = st.lists(st.characters(codec="utf-8") | st.sampled_from("\x00\x0b\ufffe<>&\"'"), max_size=60).map("".join)
+text = drawn_text(st.characters(codec="utf-8") | st.sampled_from("\x00\x0b\ufffe<>&\"'"), max_size=60)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

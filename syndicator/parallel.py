@@ -17,6 +17,7 @@ import multiprocessing.context
 import multiprocessing.pool
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ AHEAD = 12
 # behind, then stored the results in flight alone on one core (docs/PERFORMANCE.md, ninth round)
 WORKER_NICENESS = 10
 POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
+DRAIN_POLL_SECONDS = 0.01  # how often a terminating pool looks whether its task handler has ended
 # the article and its near-duplicate fingerprint (computed here too: over a quarter of a worker's time), or
 # the ParseError's reason
 Result = tuple[Article | None, str | None, Fingerprint | None]
@@ -206,3 +208,19 @@ class _Pool(multiprocessing.pool.Pool):
 
     def _get_sentinels(self) -> list[object]:
         return [self._change_notifier._reader]  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _help_stuff_finish(inqueue: object, task_handler: threading.Thread, size: int) -> None:
+        """Drain the task pipe until the task handler has ended, not only while the pipe holds data.
+
+        terminate() takes the pipe's read lock (the workers are killed next) and the stock Pool drains only
+        while something is waiting: a task handler that had checked "still running?" just before and then
+        puts a chunk larger than the pipe (32 posts are) writes into a pipe nobody reads, and terminate()
+        waits for it for ever. The handler ends soon after terminate() starts: the worker handler sends it
+        the end of its queue, and it sends each worker a stop.
+        """
+        inqueue._rlock.acquire()  # type: ignore[attr-defined]
+        reader = inqueue._reader  # type: ignore[attr-defined]
+        while task_handler.is_alive():
+            if reader.poll(DRAIN_POLL_SECONDS):
+                reader.recv_bytes()

@@ -184,6 +184,33 @@ def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler() -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_terminate_drains_a_task_put_after_the_task_pipe_looked_empty() -> None:
+    """The stock Pool's terminate() drains the task pipe only while it holds data, then keeps its read lock: a
+    task handler that had already passed its "still running?" check and puts a chunk larger than the pipe then
+    writes for ever, and terminate() waits for it (the test above hung 300 s in CI). Ours drains until the
+    task handler has ended."""
+    inqueue = multiprocessing.get_context("fork").SimpleQueue()
+    put_late = threading.Event()
+
+    def late_put() -> None:  # the task handler, between its state check and a chunk of seed-sized posts
+        put_late.wait()
+        inqueue._writer.send_bytes(b"x" * (1 << 20))  # type: ignore[attr-defined]
+
+    handler = threading.Thread(target=late_put, daemon=True)
+    handler.start()
+    try:
+        threading.Timer(0.2, put_late.set).start()
+        parallel._Pool._help_stuff_finish(inqueue, handler, 2)  # type: ignore[attr-defined]
+        handler.join(10)
+        assert not handler.is_alive(), "the task handler is stuck writing to a pipe nobody reads"
+    finally:
+        put_late.set()
+        while handler.is_alive():  # unblock it whatever happened, so that no thread outlives the test
+            if inqueue._reader.poll(0.05):  # type: ignore[attr-defined]
+                inqueue._reader.recv_bytes()  # type: ignore[attr-defined]
+        inqueue.close()
+
+
 def test_the_pools_worker_handler_sleeps_while_results_wait(monkeypatch) -> None:
     """The stock Pool's worker handler woke whenever a result waited in its pipe and looped until it was read:
     thousands of rounds for a few hundred items, competing with the main thread. Ours wakes when the pool

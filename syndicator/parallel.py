@@ -5,7 +5,8 @@ files, worker processes normalize while the main process stores the previous bat
 and come back in the order they went in; at most ``AHEAD`` chunks are in flight, so memory does not
 grow with the archive. Workers are forked from a single-threaded command (they start in milliseconds), else
 they come from a ``forkserver`` (the service: a fork beside other threads could copy a held lock); they
-receive the rules once, at start-up. Asked to stop, the main process terminates them.
+receive the rules once, at start-up. Asked to stop, the main process sends no more chunks and ends them once
+the chunks in flight are done.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import multiprocessing.pool
 import os
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -67,6 +69,8 @@ AHEAD = 12
 # behind, then stored the results in flight alone on one core (docs/PERFORMANCE.md, ninth round)
 WORKER_NICENESS = 10
 POLL_SECONDS = 0.1  # how often a wait for a worker looks at the stop flag
+# how long a stop waits for the chunks in flight before it terminates the workers (_stop_pool)
+STOP_GRACE_SECONDS = 10.0
 DRAIN_POLL_SECONDS = 0.01  # how often a terminating pool looks whether its task handler has ended
 # the article and its near-duplicate fingerprint (computed here too: over a quarter of a worker's time), or
 # the ParseError's reason
@@ -124,8 +128,8 @@ def normalize_all(
     """``(tag, raw)`` → ``(tag, (article | None, error | None, fingerprint | None))`` in input order.
 
     ``workers`` defaults to the number of cores; 1 (or a short input) normalizes in this process. ``stop``
-    is polled while waiting for a worker: when it says so the iteration ends early and the workers are
-    terminated at once (a service asked to stop must not wait for chunks nobody will store).
+    is polled while waiting for a worker: when it says so the iteration ends early, and the workers stop once
+    the chunks in flight are done (``_stop_pool``: a fraction of a second; none is sent after the stop).
     """
     it = iter(items)
     n = cpu_count() if workers is None else workers
@@ -134,6 +138,7 @@ def normalize_all(
             yield tag, normalize_one(raw, rules, tags, fingerprints)
         return
     pool: multiprocessing.pool.Pool | None = None
+    pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()  # chunks in flight, in input order
     finished = False
     try:
         # the first items are normalized here, read one by one (no read-ahead: a file that vanishes meanwhile
@@ -150,7 +155,6 @@ def normalize_all(
         if pool is None:
             pool = _start_pool(n, rules, tags, fingerprints, start)
         running = pool
-        pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()
 
         def fill() -> None:
             while len(pending) < AHEAD:
@@ -164,19 +168,46 @@ def normalize_all(
             if not pending:
                 finished = True
                 return
-            tags_, result = pending.popleft()
+            tags_, result = pending[0]  # in flight until it is ready: a stop meanwhile lets it finish
             while not result.ready():
                 if stop is not None and stop():
                     return
                 result.wait(POLL_SECONDS)
+            pending.popleft()
             yield from zip(tags_, result.get(), strict=True)
     finally:
         if pool is not None:
-            if finished:
-                pool.close()
-            else:  # stopped early (a stop request, an error, the caller broke off; or never used)
-                pool.terminate()
-            pool.join()
+            _stop_pool(pool, [result for _, result in pending], finished)
+
+
+def _stop_pool(pool: multiprocessing.pool.Pool, in_flight: list[AsyncResult[list[Result]]], finished: bool) -> None:
+    """End the workers; stopped early (a stop request, an error, the caller broke off), first let the chunks
+    in flight finish, for at most ``STOP_GRACE_SECONDS``.
+
+    Pool.terminate() kills the workers at once, and one killed while it writes a result (a chunk's results
+    fill several pipe buffers) leaves the pool's result thread waiting for the rest of that message for ever:
+    terminate() hung about once in a thousand stops. At most ``AHEAD`` chunks are in flight, a fraction of a
+    second of work; only a chunk stuck past the grace (a pathological post) gets the workers terminated.
+    """
+    settled = finished
+    try:
+        settled = settled or _settled(in_flight, STOP_GRACE_SECONDS)
+    finally:  # even when a second Ctrl-C breaks off the wait
+        if settled:
+            pool.close()  # the workers end as at the end of an input
+        else:
+            pool.terminate()
+        pool.join()
+
+
+def _settled(results: list[AsyncResult[list[Result]]], seconds: float) -> bool:
+    """Whether every result is ready within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    for result in results:
+        result.wait(max(0.0, deadline - time.monotonic()))
+        if not result.ready():
+            return False
+    return True
 
 
 def _start_pool(n: int, rules: NormalizeSettings, tags: TagSettings, fingerprints: bool,

@@ -9,6 +9,7 @@ import multiprocessing.pool
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -62,6 +63,38 @@ def test_breaking_off_early_stops_the_workers() -> None:
     assert first == list(range(parallel.FORKED.pool_at + 10))
     assert multiprocessing.active_children()
     got.close()
+    assert not multiprocessing.active_children()
+
+
+def test_breaking_off_early_lets_the_chunks_in_flight_finish_rather_than_killing_a_worker() -> None:
+    """A worker killed while it writes a result leaves the pool's result thread waiting for the rest of that
+    message for ever (terminate() hung, about one stop in a thousand). Stopping early lets the few chunks in
+    flight finish, then the workers end as at the end of an input: exit code 0, not SIGTERM."""
+    settings = config.Settings()
+    got = parallel.normalize_all(_items(parallel.FORKED.min_items + 300), settings.normalize, settings.tags, workers=2)
+    list(itertools.islice(got, parallel.FORKED.min_items + 5))
+    workers = multiprocessing.active_children()
+    assert workers
+    got.close()
+    assert [w.exitcode for w in workers] == [0] * len(workers)
+
+
+def _stuck(chunk: list[RawItem]) -> list[parallel.Result]:
+    time.sleep(60)
+    return []
+
+
+def test_a_worker_stuck_past_the_grace_is_terminated(monkeypatch) -> None:
+    """A chunk that does not finish within ``STOP_GRACE_SECONDS`` (a pathological post) does not hold up a stop:
+    the workers are terminated then."""
+    monkeypatch.setattr(parallel, "STOP_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(parallel, "_work", _stuck)  # the forked workers inherit it
+    settings = config.Settings()
+    got = parallel.normalize_all(_items(parallel.FORKED.min_items + 100), settings.normalize, settings.tags,
+                                 workers=2, stop=lambda: True)
+    began = time.monotonic()
+    assert len(list(got)) == parallel.FORKED.min_items  # the first items, normalized here; then the stop
+    assert time.monotonic() - began < 10
     assert not multiprocessing.active_children()
 
 
@@ -167,17 +200,25 @@ def test_workers_run_at_a_lower_priority_than_the_main_process() -> None:
         assert _worker_priority() == expected
 
 
-def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler() -> None:
-    """A forked worker inherits the parent's signal handlers; stopping the pool (SIGTERM) must still end it
-    rather than run a copy of, say, the service's "stop after this file" handler."""
+def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler(monkeypatch) -> None:
+    """A forked worker inherits the parent's signal handlers; terminating the pool (SIGTERM, for a worker stuck
+    past the grace) must still end it rather than run a copy of, say, the service's "stop after this file"
+    handler."""
+    monkeypatch.setattr(parallel, "STOP_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(parallel, "_work", _stuck)
     settings = config.Settings()
     calls: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, _frame: calls.append(signum))
     try:
-        got = parallel.normalize_all(_items(parallel.FORKED.min_items + 300), settings.normalize, settings.tags, workers=2)
-        list(itertools.islice(got, parallel.FORKED.min_items + 5))
-        assert _worker_kinds() == {"ForkProcess"}
-        got.close()
+        kinds: list[set[str]] = []
+
+        def stop() -> bool:  # asked while the workers are stuck on their first chunks
+            kinds.append(_worker_kinds())
+            return True
+
+        list(parallel.normalize_all(_items(parallel.FORKED.min_items + 300), settings.normalize, settings.tags,
+                                    workers=2, stop=stop))
+        assert kinds[0] == {"ForkProcess"}
         assert not multiprocessing.active_children()
         assert calls == []
     finally:
@@ -187,8 +228,8 @@ def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler() -> None:
 def test_terminate_drains_a_task_put_after_the_task_pipe_looked_empty() -> None:
     """The stock Pool's terminate() drains the task pipe only while it holds data, then keeps its read lock: a
     task handler that had already passed its "still running?" check and puts a chunk larger than the pipe then
-    writes for ever, and terminate() waits for it (the test above hung 300 s in CI). Ours drains until the
-    task handler has ended."""
+    writes for ever, and terminate() waits for it (a stop hung 300 s in CI). Ours drains until the task
+    handler has ended."""
     inqueue = multiprocessing.get_context("fork").SimpleQueue()
     put_late = threading.Event()
 

@@ -162,7 +162,8 @@ class Repository:
         Yields whether bulk mode is on. It is on SQLite when no article is indexed yet (a first sync): the
         index is dropped, each batch's band look-ups are answered from a ``BandMap`` of what this sync stored
         (the same rows: nothing else was indexed), and at the end the map's rows are written in the order of
-        their primary key and the index is built once, also after an error or a stop. Random inserts into
+        their primary key and the index is built once, also after an error or a stop (not after Ctrl-C: that
+        ends the sync at once, as a kill would). Random inserts into
         those B-trees were most of a cold sync at 100,000 posts. Should another process index articles
         meanwhile (every writer takes the writer's turn, so only a stray one could), the next batch sees it
         and writes the rows and the index before its look-ups. A process killed in bulk mode leaves articles
@@ -186,7 +187,16 @@ class Repository:
         self._bulk = _BulkIndex(BandMap(dedup.BANDS + 1))
         try:
             yield True
-        finally:
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C or an exit: end at once, as a killed sync
+                # KeyboardInterrupt may have broken into a write whose transaction SQLite still holds open:
+                # writing the rows now waited for that lock for the whole busy timeout, and at 100,000
+                # posts they are seconds of work the user asked not to wait for
+                self._bulk = None
+                raise
+            self._end_bulk()
+            raise
+        else:
             self._end_bulk()
 
     def expect_articles(self, count: Callable[[], int]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -134,6 +136,44 @@ def test_the_index_is_built_after_a_stop_and_after_a_kill(tmp_path: Path, posts:
     settings, plain = open_repo(tmp_path / "plain", posts)
     sync.sync(settings, plain, render=False)
     assert tables(plain.engine) == tables(stopped.engine) == tables(killed.engine)
+
+
+def test_ctrl_c_in_a_first_sync_leaves_the_index_to_the_next_one(tmp_path: Path, posts: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C raises KeyboardInterrupt wherever the sync is, perhaps inside a write whose transaction SQLite
+    still holds open: writing the index on the way out waited for that lock for the whole busy timeout (60 s),
+    then gave up with a warning. The sync now ends at once, as a killed one, and the next sync builds it."""
+    settings, repo = open_repo(tmp_path / "ctrl-c", posts)
+    real_save = Repository.save_batch
+    saved = 0
+    held: list[sqlite3.Connection] = []
+
+    def interrupted(self: Repository, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal saved
+        saved += 1
+        if saved == 3:
+            # the write Ctrl-C broke into, its transaction still open
+            held.append(sqlite3.connect(tmp_path / "ctrl-c" / "db.sqlite", isolation_level=None))
+            held[0].execute("BEGIN IMMEDIATE")
+            raise KeyboardInterrupt
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "save_batch", interrupted)
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sync.sync(settings, repo, render=False)
+    assert time.monotonic() - began < 30
+    held[0].rollback()
+    held[0].close()
+    assert index_sql(repo.engine) is None and tables(repo.engine)["articles"]
+    monkeypatch.undo()
+    sync.sync(settings, repo, render=False)
+    assert index_sql(repo.engine) is not None
+
+    monkeypatch.setattr(Repository, "bulk_index", no_bulk)
+    settings, plain = open_repo(tmp_path / "plain", posts)
+    sync.sync(settings, plain, render=False)
+    assert tables(plain.engine) == tables(repo.engine)
 
 
 def near_copy(a: Article) -> Article:

@@ -186,8 +186,8 @@ def _stop_pool(pool: multiprocessing.pool.Pool, in_flight: list[AsyncResult[list
 
     Pool.terminate() kills the workers at once, and one killed while it writes a result (a chunk's results
     fill several pipe buffers) leaves the pool's result thread waiting for the rest of that message for ever:
-    terminate() hung about once in a thousand stops. At most ``AHEAD`` chunks are in flight, a fraction of a
-    second of work; only a chunk stuck past the grace (a pathological post) gets the workers terminated.
+    a stress test of early stops hung within 3,000 of them. At most ``AHEAD`` chunks are in flight, a fraction
+    of a second of work; only a chunk stuck past the grace (a pathological post) gets the workers terminated.
     """
     settled = finished
     try:

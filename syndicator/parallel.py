@@ -139,7 +139,6 @@ def normalize_all(
         return
     pool: multiprocessing.pool.Pool | None = None
     pending: deque[tuple[list[T], AsyncResult[list[Result]]]] = deque()  # chunks in flight, in input order
-    finished = False
     try:
         # the first items are normalized here, read one by one (no read-ahead: a file that vanishes meanwhile
         # is reported as such); only a longer input gets the pool, for the rest
@@ -166,7 +165,6 @@ def normalize_all(
         while True:
             fill()
             if not pending:
-                finished = True
                 return
             tags_, result = pending[0]  # in flight until it is ready: a stop meanwhile lets it finish
             while not result.ready():
@@ -177,21 +175,21 @@ def normalize_all(
             yield from zip(tags_, result.get(), strict=True)
     finally:
         if pool is not None:
-            _stop_pool(pool, [result for _, result in pending], finished)
+            _stop_pool(pool, [result for _, result in pending])
 
 
-def _stop_pool(pool: multiprocessing.pool.Pool, in_flight: list[AsyncResult[list[Result]]], finished: bool) -> None:
-    """End the workers; stopped early (a stop request, an error, the caller broke off), first let the chunks
-    in flight finish, for at most ``STOP_GRACE_SECONDS``.
+def _stop_pool(pool: multiprocessing.pool.Pool, in_flight: list[AsyncResult[list[Result]]]) -> None:
+    """End the workers once the chunks in flight are done (none at the end of an input; stopped early — a stop
+    request, an error, the caller broke off — at most ``AHEAD``), waiting at most ``STOP_GRACE_SECONDS``.
 
     Pool.terminate() kills the workers at once, and one killed while it writes a result (a chunk's results
     fill several pipe buffers) leaves the pool's result thread waiting for the rest of that message for ever:
-    a stress test of early stops hung within 3,000 of them. At most ``AHEAD`` chunks are in flight, a fraction
-    of a second of work; only a chunk stuck past the grace (a pathological post) gets the workers terminated.
+    a stress test of early stops hung within 3,000 of them. The chunks in flight are a fraction of a second of
+    work; only a chunk stuck past the grace (a pathological post) gets the workers terminated.
     """
-    settled = finished
+    settled = False
     try:
-        settled = settled or _settled(in_flight, STOP_GRACE_SECONDS)
+        settled = _settled(in_flight, STOP_GRACE_SECONDS)
     finally:  # even when a second Ctrl-C breaks off the wait
         if settled:
             pool.close()  # the workers end as at the end of an input

@@ -55,27 +55,27 @@ def test_one_item_past_the_threshold_goes_through_the_pool_in_order() -> None:
     assert pooled == list(parallel.normalize_all(items, settings.normalize, settings.tags, workers=1))
 
 
-def test_breaking_off_early_stops_the_workers() -> None:
-    """A caller that stops once the pool has started (the service asked to stop) leaves no worker behind."""
-    settings = config.Settings()
-    got = parallel.normalize_all(_items(parallel.FORKED.min_items + 100), settings.normalize, settings.tags, workers=2)
-    first = [i for i, _ in itertools.islice(got, parallel.FORKED.pool_at + 10)]
-    assert first == list(range(parallel.FORKED.pool_at + 10))
-    assert multiprocessing.active_children()
-    got.close()
-    assert not multiprocessing.active_children()
+_WORK = parallel._work
 
 
-def test_breaking_off_early_lets_the_chunks_in_flight_finish_rather_than_killing_a_worker() -> None:
-    """A worker killed while it writes a result leaves the pool's result thread waiting for the rest of that
-    message for ever (terminate() hung, about one stop in a thousand). Stopping early lets the few chunks in
-    flight finish, then the workers end as at the end of an input: exit code 0, not SIGTERM."""
+def _slowed(chunk: list[RawItem]) -> list[parallel.Result]:
+    time.sleep(0.1)  # busy when the caller stops: idle workers end at once however the pool is stopped
+    return _WORK(chunk)
+
+
+def test_breaking_off_early_stops_the_workers(monkeypatch) -> None:
+    """A caller that stops once the pool has started (the service asked to stop) leaves no worker behind. The
+    chunks in flight finish first and the workers end as at the end of an input (exit code 0, not SIGTERM): one
+    killed while it wrote a result left the pool's result thread waiting for the rest of that message for ever."""
+    monkeypatch.setattr(parallel, "_work", _slowed)  # the forked workers inherit it
     settings = config.Settings()
     got = parallel.normalize_all(_items(parallel.FORKED.min_items + 300), settings.normalize, settings.tags, workers=2)
-    list(itertools.islice(got, parallel.FORKED.min_items + 5))
+    first = [i for i, _ in itertools.islice(got, parallel.FORKED.pool_at + 10)]
+    assert first == list(range(parallel.FORKED.pool_at + 10))
     workers = multiprocessing.active_children()
     assert workers
     got.close()
+    assert not multiprocessing.active_children()
     assert [w.exitcode for w in workers] == [0] * len(workers)
 
 
@@ -84,18 +84,32 @@ def _stuck(chunk: list[RawItem]) -> list[parallel.Result]:
     return []
 
 
-def test_a_worker_stuck_past_the_grace_is_terminated(monkeypatch) -> None:
+def test_workers_stuck_past_the_grace_are_terminated_even_under_a_sigterm_handler(monkeypatch) -> None:
     """A chunk that does not finish within ``STOP_GRACE_SECONDS`` (a pathological post) does not hold up a stop:
-    the workers are terminated then."""
+    the workers are terminated then. A forked worker inherits the parent's signal handlers; SIGTERM must still
+    end it rather than run a copy of, say, the service's "stop after this file" handler."""
     monkeypatch.setattr(parallel, "STOP_GRACE_SECONDS", 0.3)
     monkeypatch.setattr(parallel, "_work", _stuck)  # the forked workers inherit it
     settings = config.Settings()
-    got = parallel.normalize_all(_items(parallel.FORKED.min_items + 100), settings.normalize, settings.tags,
-                                 workers=2, stop=lambda: True)
-    began = time.monotonic()
-    assert len(list(got)) == parallel.FORKED.min_items  # the first items, normalized here; then the stop
-    assert time.monotonic() - began < 10
-    assert not multiprocessing.active_children()
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: calls.append(signum))
+    try:
+        kinds: list[set[str]] = []
+
+        def stop() -> bool:  # asked while the workers are stuck on their first chunks
+            kinds.append(_worker_kinds())
+            return True
+
+        got = parallel.normalize_all(_items(parallel.FORKED.min_items + 300), settings.normalize, settings.tags,
+                                     workers=2, stop=stop)
+        began = time.monotonic()
+        assert len(list(got)) == parallel.FORKED.min_items  # the first items, normalized here; then the stop
+        assert time.monotonic() - began < 10
+        assert kinds[0] == {"ForkProcess"}
+        assert not multiprocessing.active_children()
+        assert calls == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_an_input_that_ends_before_the_threshold_never_uses_the_pool() -> None:
@@ -198,31 +212,6 @@ def test_workers_run_at_a_lower_priority_than_the_main_process() -> None:
     with another_thread_running():
         assert parallel.starting() == parallel.FROM_FORKSERVER
         assert _worker_priority() == expected
-
-
-def test_forked_workers_end_when_stopped_even_under_a_sigterm_handler(monkeypatch) -> None:
-    """A forked worker inherits the parent's signal handlers; terminating the pool (SIGTERM, for a worker stuck
-    past the grace) must still end it rather than run a copy of, say, the service's "stop after this file"
-    handler."""
-    monkeypatch.setattr(parallel, "STOP_GRACE_SECONDS", 0.3)
-    monkeypatch.setattr(parallel, "_work", _stuck)
-    settings = config.Settings()
-    calls: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: calls.append(signum))
-    try:
-        kinds: list[set[str]] = []
-
-        def stop() -> bool:  # asked while the workers are stuck on their first chunks
-            kinds.append(_worker_kinds())
-            return True
-
-        list(parallel.normalize_all(_items(parallel.FORKED.min_items + 300), settings.normalize, settings.tags,
-                                    workers=2, stop=stop))
-        assert kinds[0] == {"ForkProcess"}
-        assert not multiprocessing.active_children()
-        assert calls == []
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def test_terminate_drains_a_task_put_after_the_task_pipe_looked_empty() -> None:

@@ -187,17 +187,14 @@ class Repository:
         self._bulk = _BulkIndex(BandMap(dedup.BANDS + 1))
         try:
             yield True
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # Ctrl-C or an exit: end at once, as a killed sync
-                # KeyboardInterrupt may have broken into a write whose transaction SQLite still holds open:
-                # writing the rows now waited for that lock for the whole busy timeout, and at 100,000
-                # posts they are seconds of work the user asked not to wait for
-                self._bulk = None
-                raise
-            self._end_bulk()
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C or an exit: end at once, as a killed sync
+            # KeyboardInterrupt may have broken into a write whose transaction SQLite still holds open: writing
+            # the rows now waited for that lock for the whole busy timeout, and at 100,000 posts they are
+            # seconds of work the user asked not to wait for
+            self._bulk = None
             raise
-        else:
-            self._end_bulk()
+        finally:
+            self._end_bulk()  # nothing left to write after the above
 
     def expect_articles(self, count: Callable[[], int]) -> None:
         """In bulk mode, make room in the map for ``count()`` articles; ``count`` (a walk of the archive, say) is
@@ -222,7 +219,7 @@ class Repository:
 
     def _end_bulk(self) -> None:
         """Leave bulk mode at the end of ``bulk_index``: write the map's rows, build ``ix_article_bands_key`` (one
-        sort) and free the map (unless another writer or ``leave_bulk`` ended bulk mode already)."""
+        sort) and free the map (unless another writer, ``leave_bulk`` or a Ctrl-C ended bulk mode already)."""
         bulk, self._bulk = self._bulk, None
         if bulk is not None:
             self._write_bulk(bulk)

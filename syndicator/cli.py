@@ -19,7 +19,7 @@ import click
 
 from . import __version__
 from . import config as config_mod
-from .errors import ConfigError, StorageError, SyndicatorError
+from .errors import ConfigError, Interrupted, StorageError, SyndicatorError
 
 if TYPE_CHECKING:
     from .storage.locks import Lock
@@ -108,7 +108,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool
       syndicator run                  keep the feeds fresh on schedule and serve them (a service)
       syndicator status               each source's state, last success, last error, next poll
     Every command reads config.yaml (or --config PATH / $SYNDICATOR_CONFIG).
-    Exit codes: 0 ok, 1 a source or file failed, 2 bad config or usage.
+    Exit codes: 0 ok, 1 a source or file failed, 2 bad config or usage, 130 stopped by Ctrl-C.
     """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     setup_logging(level, log_format)
@@ -127,6 +127,9 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
     """Read sources, store new and changed articles, re-render the feeds they touch.
 
     Prints one summary line at the end. Exit 1 when any source or file failed (the rest is still stored).
+
+    Ctrl-C stops after the file being read (stored batches stay, the next sync goes on from there) and
+    exits 130; a render that has begun finishes first. A second Ctrl-C stops at once.
     """
     settings, repo = obj.settings, obj.repo
     with _writer_turn(settings, repo, "sync"):
@@ -189,26 +192,45 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Callable[[str, int], Non
 
 
 def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
+    from .stopping import EXIT_STOPPED, stop_on_ctrl_c
     from .sync import sync as plain_sync
 
-    run_sync: Callable[..., Any] = plain_sync
-    if _uses_claims(repo):  # scale-out workers share this database: poll and render by their claims
-        from .coordination import sync_by_claims
+    run_sync: Callable[..., tuple[Any, Any]]
+    with contextlib.ExitStack() as stack:
+        if _uses_claims(repo):  # scale-out workers share this database: poll and render by their claims
+            from .coordination import sync_by_claims
 
-        click.echo("sync: workers share this database: each source is polled, and each output rendered, "
-                   "under its lease (as a worker does)", err=True)
-        wait = settings.schedule.seconds("lock_wait")
+            click.echo("sync: workers share this database: each source is polled, and each output rendered, "
+                       "under its lease (as a worker does)", err=True)
+            wait = settings.schedule.seconds("lock_wait")
 
-        def run_sync(settings: Any, repo: Any, *, rendering: Callable[[], None] | None = None,
-                     **kwargs: Any) -> tuple[Any, None]:
-            # the outputs are rendered under their leases, output by output: no single render step to announce
-            return sync_by_claims(settings, repo, wait=wait, **kwargs), None
+            def run_sync(settings: Any, repo: Any, *, rendering: Callable[[], None] | None = None,
+                         **kwargs: Any) -> tuple[Any, None]:
+                # the outputs are rendered under their leases, output by output: no single render step to
+                # announce; no stop flag either (Ctrl-C stays Python's own: every claim is one transaction)
+                return sync_by_claims(settings, repo, wait=wait, **kwargs), None
+        else:
+            stop = stack.enter_context(stop_on_ctrl_c())
 
-    if sys.stderr.isatty() and not no_progress:
-        with progress_bar() as (progress, rendering):
-            report, _ = run_sync(settings, repo, names=names, full=full, progress=progress, rendering=rendering)
-    else:
-        report, _ = run_sync(settings, repo, names=names, full=full)
+            def run_sync(settings: Any, repo: Any, *, rendering: Callable[[], None] | None = None,
+                         **kwargs: Any) -> tuple[Any, Any]:
+                def render_begins() -> None:  # a render that has begun writes what the stored batches changed
+                    stop.waits_for = "once the render that has begun is done"
+                    if rendering is not None:
+                        rendering()
+
+                return plain_sync(settings, repo, stop=stop, rendering=render_begins, **kwargs)
+        bar = progress_bar() if sys.stderr.isatty() and not no_progress else contextlib.nullcontext((None, None))
+        try:
+            with bar as (progress, rendering):
+                report, _ = run_sync(settings, repo, names=names, full=full, progress=progress, rendering=rendering)
+        except Interrupted as exc:
+            click.echo(f"sync: {exc}; what was stored stays, and the next sync goes on from there", err=True)
+            sys.exit(EXIT_STOPPED)
+        except KeyboardInterrupt:
+            click.echo("sync: stopped at once (Ctrl-C twice); the batch being stored was dropped, and the next "
+                       "sync goes on from there", err=True)
+            sys.exit(EXIT_STOPPED)
     click.echo(f"sync: {report.summary()}")
     sys.exit(1 if report.errors else 0)
 

@@ -84,6 +84,10 @@ def _normalized(
                          settings.tags, stop=stop, fingerprints=settings.dedup.enabled)
 
 
+def _stopped(source: str, done: int, unsaved: int) -> str:
+    return f"[{source}] stopped after {done} files" + (f"; the unsaved batch of {unsaved} was dropped" if unsaved else "")
+
+
 def sync_archive(
     settings: Settings, repo: Repository, src: SourceSettings, *, full: bool, changes: Changes,
     progress: Progress | None = None, stop: StopAsked | None = None, only: Collection[str] | None = None,
@@ -114,7 +118,7 @@ def sync_archive(
 
     for fr, (article, error, fp) in _normalized(settings, files, stop):
         if stop is not None and stop():
-            raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
+            raise Interrupted(_stopped(src.name, done, len(batch)))
         done += 1
         if article is not None:
             bounded, notes = limits.bound(article, settings.limits, now=clock.now(), fallback=fr.item.mtime)
@@ -134,7 +138,7 @@ def sync_archive(
         if progress is not None and done % 50 == 0:
             progress(src.name, done)
     if stop is not None and stop():  # normalize_all ends early when asked to stop while waiting for a worker
-        raise Interrupted(f"[{src.name}] stopped after {done} files; the unsaved batch of {len(batch)} was dropped")
+        raise Interrupted(_stopped(src.name, done, len(batch)))
     for key, reason in scan.errors:
         log.warning("%s: skipped: %s", f"{src.name}/{key}", reason)
         report.skipped += 1
@@ -188,8 +192,9 @@ def sync(
 ) -> tuple[SyncReport, Changes]:
     """Sync the named sources (all enabled ones when none are named) and re-render what changed.
 
-    ``stop`` (the service's stop flag) is checked between files; see sync_archive. ``rendering`` is called
-    when the render starts (a progress bar says so).
+    ``stop`` (the service's stop flag, a one-off sync's first Ctrl-C) is checked between files (see
+    sync_archive) and before the render; a render that has begun finishes. ``rendering`` is called when the
+    render starts (a progress bar says so).
     ``only``: archive source name → the relative paths to look at instead of the whole folder (the service's
     watcher); a source not in it is scanned in full.
     """
@@ -209,6 +214,8 @@ def sync(
             finish = repo.leave_bulk(BESIDE_RENDER_MAX)
     try:
         if render:
+            if stop is not None and stop():  # every batch is stored; the outputs wait for the next sync
+                raise Interrupted("stopped before the render; the next sync renders the outputs")
             everything = full or (pending is not None and pending.recovering)
             if everything or changes or not all((settings.output.dir / f).exists()
                                                 for f in published_files(settings)):

@@ -45,6 +45,7 @@ _MEMBER = (m.Article.id, m.Article.story_id, m.Article.title, m.Article.link, m.
 T = TypeVar("T")
 _BAND_INDEX = "ix_article_bands_key"  # the band key look-up index a bulk sync builds at its end (bulk_index)
 _BAND_COLUMNS = ("article_id", "band_no", "band_key")  # the rows written without the ORM (_insert_plain)
+_SAY_INDEXING = 10_000  # articles: writing a bulk sync's index for this many takes about a second; say so first
 #: The day cache (``Repository.remember_busy_days``) keeps days of at least this many stories, this many days.
 BUSY_DAY = 500
 BUSY_DAYS_KEPT = 3
@@ -162,8 +163,8 @@ class Repository:
         Yields whether bulk mode is on. It is on SQLite when no article is indexed yet (a first sync): the
         index is dropped, each batch's band look-ups are answered from a ``BandMap`` of what this sync stored
         (the same rows: nothing else was indexed), and at the end the map's rows are written in the order of
-        their primary key and the index is built once, also after an error or a stop (not after Ctrl-C: that
-        ends the sync at once, as a kill would). Random inserts into
+        their primary key and the index is built once, also after an error or a stop (a sync's first Ctrl-C
+        included; not after KeyboardInterrupt, a second Ctrl-C: that ends the sync at once, as a kill would). Random inserts into
         those B-trees were most of a cold sync at 100,000 posts. Should another process index articles
         meanwhile (every writer takes the writer's turn, so only a stray one could), the next batch sees it
         and writes the rows and the index before its look-ups. A process killed in bulk mode leaves articles
@@ -228,6 +229,8 @@ class Repository:
         """Write a bulk sync's rows and index in one transaction (``_index_bulk``). Runs after a failed sync
         too: a database that fails again here (a full disk) must not hide the sync's own error; the next sync
         writes the rows and builds the index before anything else."""
+        if len(bulk.bands) >= _SAY_INDEXING:
+            log.info("building the near-duplicate index of %d articles", len(bulk.bands))
         try:
             with self._session() as s, s.begin():
                 self._index_bulk(s, bulk.bands)

@@ -100,8 +100,10 @@ def test_a_first_sync_decides_as_with_the_index(tmp_path: Path, posts: Path, mon
 
 
 def test_the_index_is_built_after_a_stop_and_after_a_kill(tmp_path: Path, posts: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     settings, repo = open_repo(tmp_path / "stopped", posts)
+    monkeypatch.setattr("syndicator.storage.repo._SAY_INDEXING", 2)  # what a stop waits for is logged first
     saved = 0
     real_save = Repository.save_batch
 
@@ -111,8 +113,10 @@ def test_the_index_is_built_after_a_stop_and_after_a_kill(tmp_path: Path, posts:
         return real_save(self, *args, **kwargs)
 
     monkeypatch.setattr(Repository, "save_batch", counting)
-    with pytest.raises(Interrupted):
+    with caplog.at_level(logging.INFO, "syndicator.storage.repo"), pytest.raises(Interrupted):
         sync.sync(settings, repo, render=False, stop=lambda: saved >= 2)
+    assert [r.getMessage() for r in caplog.records if "near-duplicate index of" in r.getMessage()] == [
+        f"building the near-duplicate index of {len(tables(repo.engine)['articles'])} articles"]
     assert index_sql(repo.engine) is not None
     assert tables(repo.engine)["bands"]  # the stored batches' rows were written at the end
 

@@ -20,6 +20,7 @@ import click
 from . import __version__
 from . import config as config_mod
 from .errors import ConfigError, Interrupted, StorageError, SyndicatorError
+from .stopping import EXIT_STOPPED, stop_on_ctrl_c
 
 if TYPE_CHECKING:
     from .storage.locks import Lock
@@ -131,9 +132,14 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
     Ctrl-C stops after the file being read (stored batches stay, the next sync goes on from there) and
     exits 130; a render that has begun finishes first. A second Ctrl-C stops at once.
     """
-    settings, repo = obj.settings, obj.repo
-    with _writer_turn(settings, repo, "sync"):
-        _sync_locked(settings, repo, names, full, no_progress)
+    try:
+        settings, repo = obj.settings, obj.repo
+        with _writer_turn(settings, repo, "sync"):
+            _sync_locked(settings, repo, names, full, no_progress)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the sync began: Python's own, at once
+        click.echo("sync: stopped at once (Ctrl-C); a batch being stored was dropped, and the next sync goes on "
+                   "from there", err=True)
+        sys.exit(EXIT_STOPPED)
 
 
 def _writer_turn(settings: Any, repo: Any, command: str) -> Lock:
@@ -192,7 +198,6 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Callable[[str, int], Non
 
 
 def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
-    from .stopping import EXIT_STOPPED, stop_on_ctrl_c
     from .sync import sync as plain_sync
 
     run_sync: Callable[..., tuple[Any, Any]]
@@ -226,10 +231,6 @@ def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, n
                 report, _ = run_sync(settings, repo, names=names, full=full, progress=progress, rendering=rendering)
         except Interrupted as exc:
             click.echo(f"sync: {exc}; what was stored stays, and the next sync goes on from there", err=True)
-            sys.exit(EXIT_STOPPED)
-        except KeyboardInterrupt:
-            click.echo("sync: stopped at once (Ctrl-C twice); the batch being stored was dropped, and the next "
-                       "sync goes on from there", err=True)
             sys.exit(EXIT_STOPPED)
     click.echo(f"sync: {report.summary()}")
     sys.exit(1 if report.errors else 0)

@@ -47,10 +47,12 @@ def stop_on_ctrl_c() -> Iterator[StopRequest]:
 
     Forked copies (the render's) inherit the handler: there the first Ctrl-C, which the terminal sends to
     the whole process group, is left to this process to announce and act on; the copy finishes its files
-    unless a second one comes. Outside the main thread (where handlers cannot be set) nothing changes.
+    unless a second one comes. Nothing changes outside the main thread (where handlers cannot be set), nor
+    where SIGINT is ignored: a shell starts background jobs so, and a Ctrl-C meant for the foreground must
+    not stop them (Python itself leaves such a SIGINT ignored).
     """
     request = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         yield request
         return
     owner = os.getpid()

@@ -133,3 +133,18 @@ def test_a_second_ctrl_c_stops_a_sync_at_once_with_the_exit_code_of_a_stopped_co
     monkeypatch.undo()
     done = CliRunner().invoke(main, ["--config", str(config), "sync", "--no-progress"])
     assert done.exit_code == 0 and "第1号测试新闻" in (tmp_path / "feeds" / "all.atom").read_text(encoding="utf-8")
+
+
+def test_a_sync_started_with_ctrl_c_ignored_keeps_ignoring_it() -> None:
+    """A shell starts background jobs (`syndicator sync &` in a script) with SIGINT ignored: a Ctrl-C meant
+    for the foreground must not stop them, as Python itself leaves such a SIGINT ignored."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_on_ctrl_c() as stop:
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            assert not stop()
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -137,7 +137,7 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
         with _writer_turn(settings, repo, "sync"):
             _sync_locked(settings, repo, names, full, no_progress)
     except KeyboardInterrupt:  # a second Ctrl-C, or one before the sync began: Python's own, at once
-        click.echo("sync: stopped at once (Ctrl-C); a batch being stored was dropped, and the next sync goes on "
+        click.echo("sync: stopped at once (Ctrl-C); the batches stored so far stay, and the next sync goes on "
                    "from there", err=True)
         sys.exit(EXIT_STOPPED)
 

@@ -124,6 +124,9 @@ def test_worker_serves_metrics(tmp_path: Path, pg_url: str, settings_1s: object)
         worker.close()
         engine.dispose()
     assert worker.error is None
+    # the metrics server's request threads end with the worker (left running, they kept a later fork in this
+    # process from being safe: tests/test_stopping.py failed after this one)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("waitress")]
 
 
 def test_single_process_run_is_refused_beside_workers(tmp_path: Path, pg_url: str, settings_1s: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ def test_a_first_ctrl_c_asks_to_stop_and_a_second_one_stops_at_once(caplog: pyte
 def test_a_forked_copy_goes_on_after_the_first_ctrl_c_and_leaves_the_announcement_to_its_parent(
         caplog: pytest.LogCaptureFixture) -> None:
     """The terminal sends Ctrl-C to the whole process group, the render's forked copy included."""
+    assert forked.available(), f"threads left running by earlier tests: {threading.enumerate()}"
     with caplog.at_level(logging.WARNING), stop_on_ctrl_c() as stop:
 
         def once() -> int:

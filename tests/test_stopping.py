@@ -8,18 +8,34 @@ import threading
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from conftest import write_config
 from service.helpers import write_post
 
 from syndicator import forked
+from syndicator import publish as publish_mod
+from syndicator.cli import main
 from syndicator.config import load
-from syndicator.errors import Interrupted
+from syndicator.errors import Interrupted, RenderError
 from syndicator.stopping import stop_on_ctrl_c
 from syndicator.storage.engine import open_database
 from syndicator.storage.repo import Repository
 from syndicator.sync import sync
 
 ANNOUNCED = "SIGINT: stopping after the current file"
+
+
+def posts_config(tmp_path: Path, posts: int) -> Path:
+    """A config whose archive holds ``posts`` small posts (titles 第N号测试新闻…), on a SQLite file."""
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    for n in range(1, posts + 1):
+        write_post(folder, n)
+    return write_config(tmp_path, folder, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+
+def sync_command(config: Path) -> Result:
+    return CliRunner().invoke(main, ["--config", str(config), "sync", "--no-progress"])
 
 
 def test_a_first_ctrl_c_asks_to_stop_and_a_second_one_stops_at_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -52,18 +68,14 @@ def test_a_forked_copy_goes_on_after_the_first_ctrl_c_and_leaves_the_announcemen
             signal.raise_signal(signal.SIGINT)
             return 1
 
-        with pytest.raises(Exception, match="the copy failed: KeyboardInterrupt"):
+        with pytest.raises(RenderError, match="the copy failed: KeyboardInterrupt"):
             forked.start(twice, "the copy").result()
         assert not stop()
 
 
 def test_a_stop_asked_after_the_last_source_skips_the_render_and_the_next_sync_renders_everything(
         tmp_path: Path) -> None:
-    posts = tmp_path / "posts"
-    posts.mkdir()
-    for n in range(1, 4):
-        write_post(posts, n)
-    settings = load(write_config(tmp_path, posts, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    settings = load(posts_config(tmp_path, 3))
     repo = Repository(open_database(settings.database.url))
     asked = False
 
@@ -86,15 +98,7 @@ def test_a_stop_asked_after_the_last_source_skips_the_render_and_the_next_sync_r
 
 def test_a_ctrl_c_during_the_render_lets_it_finish_and_says_so(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
-
-    from syndicator import publish as publish_mod
-    from syndicator.cli import main
-
-    posts = tmp_path / "posts"
-    posts.mkdir()
-    write_post(posts, 1)
-    config = write_config(tmp_path, posts, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    config = posts_config(tmp_path, 1)
     real = publish_mod.publish
 
     def ctrl_c_then_publish(*args: object, **kwargs: object) -> int:
@@ -102,7 +106,7 @@ def test_a_ctrl_c_during_the_render_lets_it_finish_and_says_so(tmp_path: Path,
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(publish_mod, "publish", ctrl_c_then_publish)
-    done = CliRunner().invoke(main, ["--config", str(config), "sync", "--no-progress"])
+    done = sync_command(config)
     assert done.exit_code == 0, done.output
     assert "sync: sources=1 new=1 " in done.output  # it finished: the summary, and exit 0
     assert "第1号测试新闻" in (tmp_path / "feeds" / "all.atom").read_text(encoding="utf-8")
@@ -112,15 +116,7 @@ def test_a_ctrl_c_during_the_render_lets_it_finish_and_says_so(tmp_path: Path,
 
 def test_a_second_ctrl_c_stops_a_sync_at_once_with_the_exit_code_of_a_stopped_command(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
-
-    from syndicator import publish as publish_mod
-    from syndicator.cli import main
-
-    posts = tmp_path / "posts"
-    posts.mkdir()
-    write_post(posts, 1)
-    config = write_config(tmp_path, posts, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    config = posts_config(tmp_path, 1)
 
     def ctrl_c_twice(*_args: object, **_kwargs: object) -> int:
         signal.raise_signal(signal.SIGINT)
@@ -128,12 +124,12 @@ def test_a_second_ctrl_c_stops_a_sync_at_once_with_the_exit_code_of_a_stopped_co
         return 0
 
     monkeypatch.setattr(publish_mod, "publish", ctrl_c_twice)
-    done = CliRunner().invoke(main, ["--config", str(config), "sync", "--no-progress"])
+    done = sync_command(config)
     assert done.exit_code == 130, done.output
     assert "sync: stopped at once (Ctrl-C)" in done.output
     assert not (tmp_path / "feeds" / "all.atom").exists()
     monkeypatch.undo()
-    done = CliRunner().invoke(main, ["--config", str(config), "sync", "--no-progress"])
+    done = sync_command(config)
     assert done.exit_code == 0 and "第1号测试新闻" in (tmp_path / "feeds" / "all.atom").read_text(encoding="utf-8")
 
 

@@ -227,16 +227,19 @@ class Ticker:
             pending = recovery.begin(self.settings.output.dir)
             hints = self._take_hints()
             changes = Changes()
+            polled = 0
             for name in due:
                 if self.stop.is_set():
                     break
                 hints.pop(name, None)  # a full scan sees every change
                 self._poll(self.settings.source(name), changes)
+                polled += 1
             for name, paths in hints.items():
                 if self.stop.is_set():
                     break
                 if any(s.name == name for s in self.sources):
                     self._poll(self.settings.source(name), changes, only=paths, scheduled=False)
+                    polled += 1
             # everything only after a crash; outputs published with other settings (or never) are noticed
             # by publish itself, which then renders everything too
             written = publish(self.settings, self.repo, changes=None if pending.recovering else changes)
@@ -246,7 +249,7 @@ class Ticker:
             if not self.rendered_once:
                 self.rendered_once = True
                 log.info("first tick done in %.2fs (%d source(s) polled, %d output files written)",
-                         time.monotonic() - started, len(due), written)
+                         time.monotonic() - started, polled, written)
                 if self.long_running:
                     # the first change after a restart is then as fast as the next ones
                     warm_latest_day(self.settings, self.repo)

@@ -188,3 +188,18 @@ def test_a_bug_in_a_source_backs_off_like_a_failure(
     assert failures == 1 and due == T0 + timedelta(seconds=10)
     (st_,) = ticker.repo.source_status()
     assert st_.last_error == "unexpected RuntimeError: boom"
+
+
+def test_the_first_tick_counts_a_source_polled_for_the_watcher_as_polled(
+        tmp_path: Path, archive: Path, frozen: list[datetime], caplog: pytest.LogCaptureFixture) -> None:
+    """At start the service has its watched archives scanned in full (what changed while it was stopped), due
+    or not: the first tick's line said `0 source(s) polled` while it had stored the seed's post."""
+    ticker = _ticker(tmp_path, archive, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ticker.prepare()
+    ticker.repo.set_next_due("seed-archive", T0 + timedelta(hours=1))  # not due: only the watcher's scan polls it
+    ticker.hint("seed-archive", None)
+    with caplog.at_level("INFO", "syndicator.scheduler"):
+        ticker.tick()
+    assert ticker.repo.counts()["articles"] == 1
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("first tick done")]
+    assert "(1 source(s) polled, " in line, line

@@ -20,7 +20,6 @@ import click
 from . import __version__
 from . import config as config_mod
 from .errors import ConfigError, Interrupted, StorageError, SyndicatorError
-from .stopping import EXIT_STOPPED, stop_on_ctrl_c
 
 if TYPE_CHECKING:
     from .storage.locks import Lock
@@ -137,6 +136,8 @@ def sync(obj: Ctx, names: tuple[str, ...], full: bool, no_progress: bool) -> Non
         with _writer_turn(settings, repo, "sync"):
             _sync_locked(settings, repo, names, full, no_progress)
     except KeyboardInterrupt:  # a second Ctrl-C, or one before the sync began: Python's own, at once
+        from .stopping import EXIT_STOPPED
+
         click.echo("sync: stopped at once (Ctrl-C); the batches stored so far stay, and the next sync goes on "
                    "from there", err=True)
         sys.exit(EXIT_STOPPED)
@@ -198,40 +199,31 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Callable[[str, int], Non
 
 
 def _sync_locked(settings: Any, repo: Any, names: tuple[str, ...], full: bool, no_progress: bool) -> None:
-    from .sync import sync as plain_sync
+    from .stopping import EXIT_STOPPED, stop_on_ctrl_c
 
-    run_sync: Callable[..., tuple[Any, Any]]
-    with contextlib.ExitStack() as stack:
-        if _uses_claims(repo):  # scale-out workers share this database: poll and render by their claims
-            from .coordination import sync_by_claims
+    claims = _uses_claims(repo)  # scale-out workers share this database: poll and render by their claims
+    if claims:
+        click.echo("sync: workers share this database: each source is polled, and each output rendered, "
+                   "under its lease (as a worker does)", err=True)
+    # no stop flag with claims: Ctrl-C stays Python's own there, and every claim is one transaction
+    stopping = contextlib.nullcontext(None) if claims else stop_on_ctrl_c()
+    bar = progress_bar() if sys.stderr.isatty() and not no_progress else contextlib.nullcontext((None, None))
+    try:
+        with stopping as stop, bar as (progress, rendering):
+            if stop is None:
+                from .coordination import sync_by_claims
 
-            click.echo("sync: workers share this database: each source is polled, and each output rendered, "
-                       "under its lease (as a worker does)", err=True)
-            wait = settings.schedule.seconds("lock_wait")
+                # the outputs are rendered under their leases, output by output: no single render step to announce
+                report = sync_by_claims(settings, repo, names=names, full=full, progress=progress,
+                                        wait=settings.schedule.seconds("lock_wait"))
+            else:
+                from .sync import sync as plain_sync
 
-            def run_sync(settings: Any, repo: Any, *, rendering: Callable[[], None] | None = None,
-                         **kwargs: Any) -> tuple[Any, None]:
-                # the outputs are rendered under their leases, output by output: no single render step to
-                # announce; no stop flag either (Ctrl-C stays Python's own: every claim is one transaction)
-                return sync_by_claims(settings, repo, wait=wait, **kwargs), None
-        else:
-            stop = stack.enter_context(stop_on_ctrl_c())
-
-            def run_sync(settings: Any, repo: Any, *, rendering: Callable[[], None] | None = None,
-                         **kwargs: Any) -> tuple[Any, Any]:
-                def render_begins() -> None:  # a render that has begun writes what the stored batches changed
-                    stop.waits_for = "once the render that has begun is done"
-                    if rendering is not None:
-                        rendering()
-
-                return plain_sync(settings, repo, stop=stop, rendering=render_begins, **kwargs)
-        bar = progress_bar() if sys.stderr.isatty() and not no_progress else contextlib.nullcontext((None, None))
-        try:
-            with bar as (progress, rendering):
-                report, _ = run_sync(settings, repo, names=names, full=full, progress=progress, rendering=rendering)
-        except Interrupted as exc:
-            click.echo(f"sync: {exc}; what was stored stays, and the next sync goes on from there", err=True)
-            sys.exit(EXIT_STOPPED)
+                report, _ = plain_sync(settings, repo, names=names, full=full, progress=progress, stop=stop,
+                                       rendering=stop.announcing_render(rendering))
+    except Interrupted as exc:
+        click.echo(f"sync: {exc}; what was stored stays, and the next sync goes on from there", err=True)
+        sys.exit(EXIT_STOPPED)
     click.echo(f"sync: {report.summary()}")
     sys.exit(1 if report.errors else 0)
 

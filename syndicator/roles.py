@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import Settings
 from .errors import ConfigError, SyndicatorError
-from .server import Environ, StartResponse, StoredApp, create_app_server
+from .server import Environ, StartResponse, StoredApp, create_app_server, stop_server
 
 log = logging.getLogger(__name__)
 ROLES = ("all", "worker", "web")
@@ -72,7 +72,7 @@ def run_worker(settings: Settings, stop: threading.Event, *, metrics_host: str |
                 worker.run(stop)
             finally:
                 if server is not None:
-                    _stop_server(server)
+                    stop_server(server)
                 worker.close()
     finally:
         repo.engine.dispose()
@@ -152,16 +152,8 @@ def run_web(settings: Settings, stop: threading.Event, host: str | None = None, 
     try:
         stop.wait()
     finally:
-        _stop_server(server)
+        stop_server(server)
         thread.join(timeout=5)
-
-
-def _stop_server(server: Any) -> None:
-    """Stop a waitress server running on another thread: its socket is closed inside the server's own loop
-    thread, and its request threads end too (waitress ends them only when its loop is interrupted, so a
-    role run on a thread of a longer-lived process left them running)."""
-    server.trigger.pull_trigger(server.close)
-    server.task_dispatcher.shutdown()
 
 
 def run_role(settings: Settings, role: str, *, host: str | None = None, port: int | None = None,

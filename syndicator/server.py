@@ -514,6 +514,14 @@ def create_app_server(app: WSGIApp, host: str, port: int, *, threads: int = 4) -
     return waitress.create_server(app, host=host, port=port, threads=threads, ident="syndicator")
 
 
+def stop_server(server: Any) -> None:
+    """Stop a server of ``create_server``/``create_app_server`` that runs on another thread: its socket is
+    closed inside the server's own loop thread, and its request threads end too (waitress ends them only when
+    its loop is interrupted, so a role run on a thread of a longer-lived process left them running)."""
+    server.trigger.pull_trigger(server.close)
+    server.task_dispatcher.shutdown()
+
+
 def serve(output_dir: Path, host: str, port: int) -> None:
     """Serve ``output_dir`` with waitress until interrupted (blocks; prints nothing itself)."""
     server = create_server(output_dir, host, port)

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,17 @@ class StopRequest:
 
     def ask(self) -> None:
         self._asked.set()
+
+    def announcing_render(self, rendering: Callable[[], None] | None) -> Callable[[], None]:
+        """``sync``'s ``rendering`` callback (``rendering`` too, a progress bar's, if any): from the render's
+        start a stop waits for it, since a render that has begun writes what the stored batches changed."""
+
+        def render_begins() -> None:
+            self.waits_for = "once the render that has begun is done"
+            if rendering is not None:
+                rendering()
+
+        return render_begins
 
 
 @contextlib.contextmanager

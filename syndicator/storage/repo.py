@@ -165,11 +165,11 @@ class Repository:
         (the same rows: nothing else was indexed), and at the end the map's rows are written in the order of
         their primary key and the index is built once, also after an error or a stop (a sync's first Ctrl-C
         included; not after KeyboardInterrupt, a second Ctrl-C: that ends the sync at once, as a kill would).
-        Random inserts into those B-trees were most of a cold sync at 100,000 posts. Should another process index articles
-        meanwhile (every writer takes the writer's turn, so only a stray one could), the next batch sees it
-        and writes the rows and the index before its look-ups. A process killed in bulk mode leaves articles
-        without their rows and the index missing: the next sync indexes them and builds it first
-        (``_ensure_band_index``).
+        Random inserts into those B-trees were most of a cold sync at 100,000 posts. Should another process
+        index articles meanwhile (every writer takes the writer's turn, so only a stray one could), the next
+        batch sees it and writes the rows and the index before its look-ups. A process killed in bulk mode
+        leaves articles without their rows and the index missing: the next sync indexes them and builds it
+        first (``_ensure_band_index``).
         """
         if self._bulk is not None or not self.thresholds.enabled or self.engine.dialect.name != "sqlite":
             yield False

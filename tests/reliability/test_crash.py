@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,13 +26,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_config
 from sqlalchemy import text
 
 from syndicator.render.write import etag_of
 
 from .databases import Database, NewDatabase, databases
 from .posts import write_posts
+from .runs import finish, fresh, served, start
 from .state import check_outputs, entry_ids, files
 
 DEFAULT_POSTS = {"sqlite": 2000, "postgres": 300}  # the issue's "few thousand" on the embedded default
@@ -46,36 +45,6 @@ TIMEOUT = 900 + 2 * int(POSTS_ENV or DEFAULT_POSTS["sqlite"])
 
 def posts_for(kind: str) -> int:
     return int(POSTS_ENV) if POSTS_ENV else DEFAULT_POSTS[kind]
-
-
-def start(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "syndicator", "--config", str(config), "-q", "sync", "--no-progress"],
-        cwd=config.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-
-
-def finish(config: Path) -> float:
-    began = time.monotonic()
-    proc = start(config)
-    _, err = proc.communicate(timeout=TIMEOUT)
-    assert proc.returncode == 0, err.decode()
-    return time.monotonic() - began
-
-
-def fresh(folder: Path, archive: Path, new_database: NewDatabase, desks: int = 1) -> tuple[Path, Database]:
-    """A new folder and database with a config for ``archive`` (``desks`` > 1: one source per subfolder)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    db = new_database(folder)
-    config = write_config(folder, archive, db_url=db.url)
-    if desks > 1:
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-        source = data["sources"][0]
-        data["sources"] = [{**source, "name": f"desk{n}", "path": str(archive / f"desk{n}")} for n in range(desks)]
-        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return config, db
 
 
 def write_desks(archive: Path, posts: int, desks: int) -> None:
@@ -100,11 +69,6 @@ def timed_reference(config: Path, db: Database, posts: int) -> tuple[float, floa
     assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
     took = time.monotonic() - began
     return took, stored_by or took
-
-
-def served(out: Path) -> dict[str, bytes]:
-    """The output files a reader can fetch (dot files are markers and temporary files)."""
-    return {k: v for k, v in files(out).items() if not k.rsplit("/", 1)[-1].startswith(".")}
 
 
 @pytest.mark.slow
@@ -156,7 +120,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, new_database: N
             completed = True
             break
         if not completed:
-            finish(config)  # the restart that completes the work
+            finish(config, TIMEOUT)  # the restart that completes the work
         assert not db.problems()
         state = db.state()
         for table, rows in reference_db.items():
@@ -192,7 +156,7 @@ def _run_killed_mid_tick(tmp_path: Path, new_database: NewDatabase) -> None:
     archive = tmp_path / "archive"
     write_posts(archive, posts)
     ref_config, ref_db = fresh(tmp_path / "reference", archive, new_database)
-    took = finish(ref_config)
+    took = finish(ref_config, TIMEOUT)
     reference_out = files(ref_config.parent / "feeds")
 
     config, db = fresh(tmp_path / "service", archive, new_database)

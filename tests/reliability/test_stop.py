@@ -15,7 +15,7 @@ import pytest
 
 from .databases import databases
 from .posts import write_posts
-from .test_crash import finish, fresh, served
+from .runs import finish, fresh, served
 
 POSTS = 2000
 
@@ -26,7 +26,7 @@ def test_ctrl_c_stops_a_cold_sync_after_the_current_file_and_loses_nothing(tmp_p
     write_posts(archive, POSTS)
     with databases("sqlite") as new_database:
         ref_config, ref_db = fresh(tmp_path / "reference", archive, new_database)
-        finish(ref_config)
+        finish(ref_config, 300)
         config, db = fresh(tmp_path / "stopped", archive, new_database)
         proc = subprocess.Popen(
             [sys.executable, "-m", "syndicator", "--config", str(config), "sync", "--no-progress"],
@@ -58,6 +58,6 @@ def test_ctrl_c_stops_a_cold_sync_after_the_current_file_and_loses_nothing(tmp_p
         else:
             pytest.fail("a process of the stopped sync is still running")
 
-        finish(config)
+        finish(config, 300)
         assert db.state() == ref_db.state()
         assert served(config.parent / "feeds") == served(ref_config.parent / "feeds")

@@ -23,6 +23,7 @@ from .errors import ConfigError, Interrupted, StorageError, SyndicatorError
 
 if TYPE_CHECKING:
     from .storage.locks import Lock
+    from .sync import Progress
 
 log = logging.getLogger("syndicator")
 GC_YOUNG = 50_000  # allocations between two collections of the youngest generation (Python's default: 700)
@@ -173,23 +174,37 @@ def _uses_claims(repo: Any) -> bool:
 
 
 @contextlib.contextmanager
-def progress_bar(console: Any = None) -> Iterator[tuple[Callable[[str, int], None], Callable[[], None]]]:
-    """A sync's progress on the terminal: (files done of a source, the render starts) callbacks.
+def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Callable[[], None]]]:
+    """A sync's progress on the terminal: (files done of a source, out of how many when the sync reads them all;
+    the render starts) callbacks. A first or ``--full`` sync gets a bar, its share done and the time left; other
+    syncs, which learn what changed only as they scan, a count.
 
     Redrawn on each update (every 50 files) rather than by rich's refresh thread: a sync forks its workers
     and its render only while it runs a single thread (``forked.available``), so with that thread a sync on
     a terminal took the slow path (a fresh interpreter per worker, the render on one core).
     """
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.fields[files]}"),
-                  TimeElapsedColumn(), transient=True, auto_refresh=False, console=console) as bar:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                  TaskProgressColumn(), TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
+                  TimeRemainingColumn(), transient=True, auto_refresh=False, console=console) as bar:
         tasks: dict[str, Any] = {}
 
-        def progress(name: str, done: int) -> None:
+        def progress(name: str, done: int, total: int | None = None) -> None:
             if name not in tasks:
                 tasks[name] = bar.add_task(f"syncing {name}", total=None, files="")
-            bar.update(tasks[name], files=f"{done} files", refresh=True)
+            if total is not None:
+                total = max(total, done)  # a file added while the sync runs is read too
+            files = f"{done:,}/{total:,} files" if total is not None else f"{done:,} files"
+            bar.update(tasks[name], completed=done, total=total, files=files, refresh=True)
 
         def rendering() -> None:
             bar.add_task("rendering feeds and pages", total=None, files="")

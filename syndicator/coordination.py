@@ -49,6 +49,7 @@ from .types import SourceReport, SyncReport
 
 if TYPE_CHECKING:
     from .metrics import WorkerMetrics
+    from .sync import Progress
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ class Worker:
             self._maybe_digest(report)
         return report
 
-    def sync_source(self, name: str, *, full: bool = False, progress: Callable[[str, int], None] | None = None,
+    def sync_source(self, name: str, *, full: bool = False, progress: Progress | None = None,
                     wait: float = 600.0) -> SyncReport:
         """Poll one source now under its poll lease, whatever its slot (see ``sync_by_claims``)."""
         from .sync import sync
@@ -497,7 +498,7 @@ def uses_claims(repo: Repository) -> bool:
 
 def sync_by_claims(
     settings: Settings, repo: Repository, *, names: tuple[str, ...] | list[str] = (), full: bool = False,
-    progress: Callable[[str, int], None] | None = None, wait: float = 600.0,
+    progress: Progress | None = None, wait: float = 600.0,
 ) -> SyncReport:
     """`syndicator sync` on a database that workers share: the same claims as a worker, nothing done twice.
 

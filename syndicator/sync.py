@@ -6,6 +6,7 @@ stored in one transaction together with the source's fetch state.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -35,7 +36,14 @@ FIRST_BATCH = 100
 # render: 68 MB at 100,000 posts took the tree from under 400 MB to 456 MB at its peak
 BESIDE_RENDER_MAX = 30_000
 
-Progress = Callable[[str, int], None]  # (source name, files done so far)
+
+
+class Progress(Protocol):
+    """A source's progress: files done so far, and how many there are when a sync knows (it reads every one)."""
+
+    def __call__(self, source: str, done: int, total: int | None = None, /) -> None: ...
+
+
 StopAsked = Callable[[], bool]  # True once the service is asked to stop (SIGTERM/SIGINT)
 
 
@@ -103,7 +111,11 @@ def sync_archive(
     assert src.path is not None
     known = repo.file_states(src.name, None if only is None else {archive.key_for(rel) for rel in only})
     path = src.path
-    repo.expect_articles(lambda: archive.count_posts(path) - len(known))
+    posts = functools.cache(lambda: archive.count_posts(path))  # a walk of the folder, made at most once
+    repo.expect_articles(lambda: posts() - len(known))
+    # a first or full sync reads every file, so a progress bar can show how many are left (the count is the
+    # walk a first sync makes for ``expect_articles`` anyway); otherwise what changed is unknown until scanned
+    total = posts() if progress is not None and only is None and (full or not known) else None
     scan, files = archive.scan(src.name, src.path, src.timezone, known, full=full,
                                max_bytes=settings.limits.max_file_bytes, only=only)
     batch: list[ItemChange] = []
@@ -136,7 +148,7 @@ def sync_archive(
         if len(batch) >= (min(BATCH, FIRST_BATCH) if first else BATCH):
             flush()
         if progress is not None and done % 50 == 0:
-            progress(src.name, done)
+            progress(src.name, done, total)
     if stop is not None and stop():  # normalize_all ends early when asked to stop while waiting for a worker
         raise Interrupted(_stopped(src.name, done, len(batch)))
     for key, reason in scan.errors:
@@ -149,7 +161,7 @@ def sync_archive(
     changes.add(r)
     report.unchanged += scan.unchanged + len(scan.state_only)
     if progress is not None:
-        progress(src.name, done)
+        progress(src.name, done, total)
     return report
 
 

@@ -82,7 +82,7 @@ def test_a_stop_asked_after_the_last_source_skips_the_render_and_the_next_sync_r
     def stop() -> bool:  # turns true once the source is done: the files were all stored before it
         return asked
 
-    def progress(_name: str, done: int) -> None:
+    def progress(_name: str, done: int, _total: int | None = None) -> None:
         nonlocal asked
         asked = done == 3
 

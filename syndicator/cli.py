@@ -23,7 +23,7 @@ from .errors import ConfigError, Interrupted, StorageError, SyndicatorError
 
 if TYPE_CHECKING:
     from .storage.locks import Lock
-    from .sync import Progress
+    from .sync import Progress, Rendering
 
 log = logging.getLogger("syndicator")
 GC_YOUNG = 50_000  # allocations between two collections of the youngest generation (Python's default: 700)
@@ -174,10 +174,10 @@ def _uses_claims(repo: Any) -> bool:
 
 
 @contextlib.contextmanager
-def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Callable[[], None]]]:
+def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Rendering]]:
     """A sync's progress on the terminal: (files done of a source, out of how many when the sync reads them all;
-    the render starts) callbacks. A first or ``--full`` sync gets a bar, its share done and the time left; other
-    syncs, which learn what changed only as they scan, a count.
+    the render's start and stages) callbacks. A first or ``--full`` sync gets a bar, its share done and the time
+    left; other syncs, which learn what changed only as they scan, a count.
 
     Redrawn on each update (every 50 files) rather than by rich's refresh thread: a sync forks its workers
     and its render only while it runs a single thread (``forked.available``), so with that thread a sync on
@@ -196,7 +196,8 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Callable[[], N
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
                   TaskProgressColumn(), TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
                   TimeRemainingColumn(), transient=True, auto_refresh=False, console=console) as bar:
-        tasks: dict[str, Any] = {}
+        tasks: dict[str, Any] = {}  # a source's task
+        render_task: list[Any] = []
 
         def progress(name: str, done: int, total: int | None = None) -> None:
             if name not in tasks:
@@ -206,9 +207,10 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Callable[[], N
             files = f"{done:,}/{total:,} files" if total is not None else f"{done:,} files"
             bar.update(tasks[name], completed=done, total=total, files=files, refresh=True)
 
-        def rendering() -> None:
-            bar.add_task("rendering feeds and pages", total=None, files="")
-            bar.refresh()
+        def rendering(stage: str = "") -> None:
+            if not render_task:
+                render_task.append(bar.add_task("rendering feeds and pages", total=None, files=""))
+            bar.update(render_task[0], files=stage, refresh=True)
 
         yield progress, rendering
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -107,6 +107,7 @@ def _newest(entries: list[StoryEntry]) -> datetime:
     return as_utc(max((max(e.updated, e.published) for e in entries), default=EPOCH))
 
 
+PROGRESS_DAYS = 20  # a progress bar is told the days done this often
 LOAD_TOGETHER = 2000  # stories of consecutive days loaded with one query and recorded in one transaction
 
 
@@ -188,12 +189,14 @@ def _touched_days(settings: Settings, repo: Repository, records: dict[str, Diges
     return prints, counts
 
 
-def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
-                    also: tuple[date, ...] = (), touched: Touched | None = None) -> tuple[int, list[DigestLink]]:
+def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False, also: tuple[date, ...] = (),
+                    touched: Touched | None = None,
+                    progress: Callable[[str], None] | None = None) -> tuple[int, list[DigestLink]]:
     """Re-render the digest pages of the days whose stories changed (every day when ``full``), the digest
     feeds and the archive page; remove the pages of days left without stories.
 
     ``touched``: what the sync before changed; only its days are checked (instead of every story's stamps).
+    ``progress`` is told the days done, every ``PROGRESS_DAYS`` (a first sync writes years of them).
     Returns (files written, the latest digests for the front page).
     """
     site = _site(settings)
@@ -227,12 +230,12 @@ def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False,
             n += write_if_changed(out, digest_path(day, "md"), render_digest_markdown(site, digest, sections))
         return n
 
-    if full:
-        for day, digest in _load_many(settings, repo, site, changed, prints, counts):
-            written += write_page(day, md=True, digest=digest)
-    else:
-        for day in changed:
-            written += write_page(day, md=True)
+    pages: Iterator[tuple[date, Digest | None]] = (
+        _load_many(settings, repo, site, changed, prints, counts) if full else ((day, None) for day in changed))
+    for i, (day, digest) in enumerate(pages):
+        if progress is not None and i % PROGRESS_DAYS == 0:
+            progress(f"digests {i:,}/{len(changed):,} days")
+        written += write_page(day, md=True, digest=digest)
     # the days next to a new or vanished day: their "previous/next day" links change (a day that only changed
     # leaves its neighbours' links as they were)
     came_or_went = _appeared(changed, records) | {date.fromisoformat(k) for k in gone}

@@ -85,6 +85,10 @@ class Claims:
             self._next.value = claimed + 1
         return claimed
 
+    def taken(self) -> int:
+        """How many numbers are taken so far, by every process."""
+        return min(int(self._next.value), self._n)
+
 
 def start(work: Callable[[], int], what: str) -> Part:
     """Run ``work`` in a forked copy of this process; ``what`` names it in errors ("article pages").

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .sync import Changes
 
 log = logging.getLogger(__name__)
+Stage = Callable[[str], None]  # what a long render is at, for a progress bar (sync.Rendering)
 TAG_CHUNK = 100  # tag feeds whose entries are loaded with one query
 PAGE_CHUNK = 500  # story pages loaded with one query (and, in a full render, claimed by one process at a time)
 
@@ -80,7 +81,7 @@ def _tag_spec(settings: Settings, repo: Repository, t: TagInfo,
 
 
 def _tag_outputs(settings: Settings, repo: Repository, tags: list[TagInfo], *, feeds: set[str] | None,
-                 pages: set[str] | None) -> tuple[int, list[FeedSpec]]:
+                 pages: set[str] | None, progress: Stage | None = None) -> tuple[int, list[FeedSpec]]:
     """Write the feeds of the tags in ``feeds`` and the pages of the tags in ``pages`` (all of either when
     None; a missing page is always written); returns (files written, every tag's spec without entries).
 
@@ -109,6 +110,8 @@ def _tag_outputs(settings: Settings, repo: Repository, tags: list[TagInfo], *, f
                 written += write_if_changed(out, tag_page_path(t.slug),
                                             render_tag_page(site, spec, TagSummary(t.name, t.slug, t.stories, t.newest),
                                                             digest_links=settings.digest.enabled))
+        if progress is not None:
+            progress(f"tags {start + len(chunk):,}/{len(todo):,}")
     return written, light
 
 
@@ -123,7 +126,7 @@ def _index(settings: Settings, repo: Repository, tags: list[TagInfo], specs: lis
 
 
 def publish(settings: Settings, repo: Repository, changes: Changes | None = None, *,
-            alongside: Callable[[], None] | None = None) -> int:
+            alongside: Callable[[], None] | None = None, progress: Stage | None = None) -> int:
     """Write the outputs a set of changes touched (everything when ``changes`` is None); returns files written.
 
     Everything, too, when the outputs were rendered with other settings (``render_settings``): a changed
@@ -133,6 +136,9 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
     index). A full render's forked copy does it before its story pages, while this process renders feeds, tag
     pages and digests, and the two share the pages left (so neither idles); without a copy it runs here first.
     Its failure is a warning: the work is redone by the next command.
+
+    ``progress`` is told the stage the render is at (tags, digests, story pages: done of how many), from this
+    process only.
     """
     out: Path = settings.output.dir
     attach_output_store(settings, repo)
@@ -167,9 +173,10 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
             pages = forked.start(article_pages, "rendering the article pages")
         try:
             with batched(out):  # thousands of files: two filesystem syncs per 2,000, not two fsyncs each
-                written = _publish(settings, repo, None, started=started, article_pages=pages is None)
+                written = _publish(settings, repo, None, started=started, article_pages=pages is None,
+                                   progress=progress)
                 if pages is not None:  # done with its own part: help with the story pages the copy has not taken
-                    written += _claimed_pages(settings, repo, ids, chunks)
+                    written += _claimed_pages(settings, repo, ids, chunks, progress)
         except BaseException:
             if pages is not None:
                 pages.abandon()
@@ -180,7 +187,7 @@ def publish(settings: Settings, repo: Repository, changes: Changes | None = None
         write_if_changed(out, mark, render_settings(settings))
         prune(out, {mark}, RENDERED_DIR)
         return written
-    return _publish(settings, repo, changes)
+    return _publish(settings, repo, changes, progress=progress)
 
 
 def _beside(work: Callable[[], None] | None) -> None:
@@ -195,7 +202,7 @@ def _beside(work: Callable[[], None] | None) -> None:
 
 
 def _publish(settings: Settings, repo: Repository, changes: Changes | None, *, started: float | None = None,
-             article_pages: bool = True) -> int:
+             article_pages: bool = True, progress: Stage | None = None) -> int:
     """``publish`` below its full-render set-up; ``article_pages=False`` leaves the story pages to the caller."""
     out: Path = settings.output.dir
     if started is None:
@@ -205,14 +212,15 @@ def _publish(settings: Settings, repo: Repository, changes: Changes | None, *, s
     everything = all_spec(settings, repo)
     written = sum(write_if_changed(out, f"all.{fmt}", render_feed(everything, site, fmt)) for fmt in FORMATS)
     wanted = None if changes is None else changes.tags
-    tag_written, light = _tag_outputs(settings, repo, tags, feeds=wanted, pages=wanted)
+    tag_written, light = _tag_outputs(settings, repo, tags, feeds=wanted, pages=wanted, progress=progress)
     written += tag_written
     latest: list[DigestLink] = []
     if settings.digest.enabled:
         from .digest import Touched, refresh_digests  # digest imports this module
 
         touched = None if changes is None else Touched(frozenset(changes.stories), frozenset(changes.moved_from))
-        digest_written, latest = refresh_digests(settings, repo, full=changes is None, touched=touched)
+        digest_written, latest = refresh_digests(settings, repo, full=changes is None, touched=touched,
+                                                 progress=progress)
         written += digest_written
     elif changes is not None:
         from .digest import Touched, forget_days
@@ -232,12 +240,12 @@ def _publish(settings: Settings, repo: Repository, changes: Changes | None, *, s
             log.info("removed %s (tag has no stories)", stale)
     # article pages: the link of entries whose source gives no URL of its own
     if changes is None:
-        return written + (_full_article_pages(settings, repo, started) if article_pages else 0)
-    return written + _article_pages(settings, repo, sorted(changes.stories), remove_gone=True)
+        return written + (_full_article_pages(settings, repo, started, progress=progress) if article_pages else 0)
+    return written + _article_pages(settings, repo, sorted(changes.stories), remove_gone=True, progress=progress)
 
 
 def _full_article_pages(settings: Settings, repo: Repository, started: float, *, ids: list[str] | None = None,
-                        claims: forked.Claims | None = None) -> int:
+                        claims: forked.Claims | None = None, progress: Stage | None = None) -> int:
     """Every story's page, and the pages of stories no longer there pruned (a full render).
 
     With ``claims``, only the chunks of ``ids`` this process claims: the forked copy and its parent share them.
@@ -250,19 +258,25 @@ def _full_article_pages(settings: Settings, repo: Repository, started: float, *,
         log.info("removed %s (story withdrawn)", stale)
     with batched(out):  # joins the caller's batch; a batch of its own in a forked copy
         if claims is None:
-            return _article_pages(settings, repo, ids)
-        return _claimed_pages(settings, repo, ids, claims)
+            return _article_pages(settings, repo, ids, progress=progress)
+        return _claimed_pages(settings, repo, ids, claims, progress)
 
 
-def _claimed_pages(settings: Settings, repo: Repository, ids: list[str], claims: forked.Claims) -> int:
-    """The story pages of every chunk of ``ids`` this process can still claim."""
+def _claimed_pages(settings: Settings, repo: Repository, ids: list[str], claims: forked.Claims,
+                   progress: Stage | None = None) -> int:
+    """The story pages of every chunk of ``ids`` this process can still claim; ``progress`` counts the pages of
+    every chunk claimed so far, by either process."""
     written = 0
-    while (chunk := claims.next()) is not None:
+    while True:
+        if progress is not None:  # also when none is left: the other process writes its last chunks
+            progress(f"story pages {min(claims.taken() * PAGE_CHUNK, len(ids)):,}/{len(ids):,}")
+        if (chunk := claims.next()) is None:
+            return written
         written += _article_pages(settings, repo, ids[chunk * PAGE_CHUNK : (chunk + 1) * PAGE_CHUNK])
-    return written
 
 
-def _article_pages(settings: Settings, repo: Repository, ids: list[str], *, remove_gone: bool = False) -> int:
+def _article_pages(settings: Settings, repo: Repository, ids: list[str], *, remove_gone: bool = False,
+                   progress: Stage | None = None) -> int:
     """The pages of these stories; with ``remove_gone`` the page of a story that has no entry any more goes."""
     out: Path = settings.output.dir
     site = site_info(settings)
@@ -272,6 +286,8 @@ def _article_pages(settings: Settings, repo: Repository, ids: list[str], *, remo
         for entry in repo.entries_by_ids(ids[chunk : chunk + PAGE_CHUNK], site.base_url):
             live.add(entry.story_id)
             written += write_if_changed(out, article_page_path(entry.story_id), render_article_page(site, entry))
+        if progress is not None:
+            progress(f"story pages {min(chunk + PAGE_CHUNK, len(ids)):,}/{len(ids):,}")
     if remove_gone:
         for gone in set(ids) - live:
             if remove(out, article_page_path(gone)):

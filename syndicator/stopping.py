@@ -17,8 +17,12 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sync import Rendering
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +43,16 @@ class StopRequest:
     def ask(self) -> None:
         self._asked.set()
 
-    def announcing_render(self, rendering: Callable[[], None] | None) -> Callable[[], None]:
+    def announcing_render(self, rendering: Rendering | None) -> Rendering:
         """``sync``'s ``rendering`` callback (``rendering`` too, a progress bar's, if any): from the render's
         start a stop waits for it, since a render that has begun writes what the stored batches changed."""
 
-        def render_begins() -> None:
+        def render_goes_on(stage: str = "", /) -> None:
             self.waits_for = "once the render that has begun is done"
             if rendering is not None:
-                rendering()
+                rendering(stage)
 
-        return render_begins
+        return render_goes_on
 
 
 @contextlib.contextmanager

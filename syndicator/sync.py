@@ -44,6 +44,15 @@ class Progress(Protocol):
     def __call__(self, source: str, done: int, total: int | None = None, /) -> None: ...
 
 
+
+
+class Rendering(Protocol):
+    """The render's progress: called with no stage when it starts, then now and then with what it is at
+    (``tag feeds and pages 300/1,385``), from this process only."""
+
+    def __call__(self, stage: str = "", /) -> None: ...
+
+
 StopAsked = Callable[[], bool]  # True once the service is asked to stop (SIGTERM/SIGINT)
 
 
@@ -200,13 +209,13 @@ SOURCE_TYPES: dict[str, SourceSync] = {"archive": sync_archive, "feed": sync_rem
 def sync(
     settings: Settings, repo: Repository, *, names: Sequence[str] = (), full: bool = False,
     progress: Progress | None = None, render: bool = True, stop: StopAsked | None = None,
-    only: Mapping[str, Collection[str]] | None = None, rendering: Callable[[], None] | None = None,
+    only: Mapping[str, Collection[str]] | None = None, rendering: Rendering | None = None,
 ) -> tuple[SyncReport, Changes]:
     """Sync the named sources (all enabled ones when none are named) and re-render what changed.
 
     ``stop`` (the service's stop flag, a one-off sync's first Ctrl-C) is checked between files (see
     sync_archive) and before the render; a render that has begun finishes. ``rendering`` is called when the
-    render starts (a progress bar says so).
+    render starts, and with its stages while it runs (a progress bar says so).
     ``only``: archive source name → the relative paths to look at instead of the whole folder (the service's
     watcher); a source not in it is scanned in full.
     """
@@ -237,7 +246,7 @@ def sync(
                     rendering()
                 alongside, finish = finish, None  # publish runs it (in its copy, or here)
                 report.feeds_written = publish(settings, repo, changes=None if everything else changes,
-                                               alongside=alongside)
+                                               alongside=alongside, progress=rendering)
             if pending is not None:
                 pending.finish()
     finally:

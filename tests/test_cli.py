@@ -183,7 +183,7 @@ def test_the_progress_bar_runs_no_thread_so_a_sync_on_a_terminal_can_fork() -> N
     assert "syncing seed-archive" in shown and "100 files" in shown and "rendering feeds and pages" in shown
 
 
-def test_the_progress_bar_shows_the_share_done_when_the_sync_reads_every_file() -> None:
+def test_the_progress_bar_shows_the_share_done_when_the_sync_reads_every_file_and_the_render_stage() -> None:
     import io
 
     from rich.console import Console
@@ -191,11 +191,14 @@ def test_the_progress_bar_shows_the_share_done_when_the_sync_reads_every_file() 
     from syndicator.cli import progress_bar
 
     out = io.StringIO()
-    with progress_bar(Console(file=out, force_terminal=True, width=120, color_system=None)) as (progress, _):
+    with progress_bar(Console(file=out, force_terminal=True, width=120, color_system=None)) as (progress, rendering):
         progress("bench", 2_500, 10_000)
         progress("bench", 10_050, 10_000)  # a file added meanwhile: never past 100 %
         progress("feeds", 120)  # an incremental sync's count
+        rendering()
+        rendering("story pages 4,500/9,000")  # what the render is at
     shown = out.getvalue()
+    assert shown.count("rendering feeds and pages") >= 2 and "story pages 4,500/9,000" in shown
     assert "2,500/10,000 files" in shown and "25%" in shown
     assert "10,050/10,050 files" in shown and "100%" in shown
     assert "120 files" in shown and "120/" not in shown

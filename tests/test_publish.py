@@ -172,3 +172,37 @@ def test_a_failed_forked_part_fails_the_render_and_the_next_sync_renders_everyth
     feeds.rename(tmp_path / "feeds-synced")
     run(config, "render")
     assert contents(feeds) == synced
+
+
+def test_a_full_render_tells_its_stages_with_the_share_done(tmp_path: Path, monkeypatch) -> None:
+    """A progress bar hears what a long render is at: tags, digest days and story pages, done of how many, up to
+    all of them; with the story pages in a forked copy and without one."""
+    from syndicator import forked, publish
+    from syndicator.config import load
+    from syndicator.storage.engine import open_database
+    from syndicator.storage.repo import Repository
+    from syndicator.sync import sync
+
+    assert forked.available(), "an earlier test left a thread running"
+    monkeypatch.setattr(publish, "PAGE_CHUNK", 4)
+    monkeypatch.setattr(publish, "TAG_CHUNK", 3)
+    archive = archive_of(tmp_path, Generator(17, tags=8).posts(30))
+    settings = load(write_config(tmp_path, archive, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    repo = Repository(open_database(settings.database.url))
+    sync(settings, repo, render=False)
+    stories, tags = repo.story_count(), len(repo.tags())
+
+    def counts(stages: list[str], kind: str) -> list[tuple[int, int]]:
+        """(done, of) of each stage of a kind: "tags 3/7", "digests 0/5 days", "story pages 8/21"."""
+        found = [re.search(r"([\d,]+)/([\d,]+)", s) for s in stages if s.startswith(kind)]
+        return [(int(m[1].replace(",", "")), int(m[2].replace(",", ""))) for m in found if m]
+
+    for copy in (True, False):
+        monkeypatch.setattr(forked, "available", lambda copy=copy: copy)
+        stages: list[str] = []
+        publish.publish(settings, repo, progress=stages.append)
+        assert list(dict.fromkeys(s.split()[0] for s in stages)) == ["tags", "digests", "story"], stages
+        tag_counts, days, pages = counts(stages, "tags"), counts(stages, "digests"), counts(stages, "story pages")
+        assert len(tag_counts) == -(-tags // 3) and tag_counts[-1] == (tags, tags), stages
+        assert days and all(d < n for d, n in days), stages
+        assert pages[-1] == (stories, stories) and pages == sorted(pages), stages

@@ -37,18 +37,15 @@ FIRST_BATCH = 100
 BESIDE_RENDER_MAX = 30_000
 
 
-
 class Progress(Protocol):
     """A source's progress: files done so far, and how many there are when a sync knows (it reads every one)."""
 
     def __call__(self, source: str, done: int, total: int | None = None, /) -> None: ...
 
 
-
-
 class Rendering(Protocol):
     """The render's progress: called with no stage when it starts, then now and then with what it is at
-    (``tag feeds and pages 300/1,385``), from this process only."""
+    (``tags 300/1,385``, ``story pages 4,500/9,000``), from this process only."""
 
     def __call__(self, stage: str = "", /) -> None: ...
 

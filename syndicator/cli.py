@@ -202,8 +202,8 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Rendering]]:
         def progress(name: str, done: int, total: int | None = None) -> None:
             if name not in tasks:
                 tasks[name] = bar.add_task(f"syncing {name}", total=None, files="")
-            if total is not None:
-                total = max(total, done)  # a file added while the sync runs is read too
+            if total is not None:  # a file added while the sync runs is read too; an empty folder has no share
+                total = max(total, done) or None
             files = f"{done:,}/{total:,} files" if total is not None else f"{done:,} files"
             bar.update(tasks[name], completed=done, total=total, files=files, refresh=True)
 

@@ -268,7 +268,7 @@ def _claimed_pages(settings: Settings, repo: Repository, ids: list[str], claims:
     every chunk claimed so far, by either process."""
     written = 0
     while True:
-        if progress is not None:  # also when none is left: the other process writes its last chunks
+        if progress is not None and ids:  # also when none is left: the other process writes its last chunks
             progress(f"story pages {min(claims.taken() * PAGE_CHUNK, len(ids)):,}/{len(ids):,}")
         if (chunk := claims.next()) is None:
             return written

@@ -195,6 +195,7 @@ def test_the_progress_bar_shows_the_share_done_when_the_sync_reads_every_file_an
         progress("bench", 2_500, 10_000)
         progress("bench", 10_050, 10_000)  # a file added meanwhile: never past 100 %
         progress("feeds", 120)  # an incremental sync's count
+        progress("empty", 0, 0)  # a first sync of an empty folder: nothing to show a share of
         rendering()
         rendering("story pages 4,500/9,000")  # what the render is at
     shown = out.getvalue()
@@ -202,3 +203,4 @@ def test_the_progress_bar_shows_the_share_done_when_the_sync_reads_every_file_an
     assert "2,500/10,000 files" in shown and "25%" in shown
     assert "10,050/10,050 files" in shown and "100%" in shown
     assert "120 files" in shown and "120/" not in shown
+    assert "0/0" not in shown and " 0 files" in shown

@@ -197,7 +197,7 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Rendering]]:
                   TaskProgressColumn(), TextColumn("{task.fields[files]}"), TimeElapsedColumn(),
                   TimeRemainingColumn(), transient=True, auto_refresh=False, console=console) as bar:
         tasks: dict[str, Any] = {}  # a source's task
-        render_task: list[Any] = []
+        render_task: Any = None
 
         def progress(name: str, done: int, total: int | None = None) -> None:
             if name not in tasks:
@@ -208,9 +208,10 @@ def progress_bar(console: Any = None) -> Iterator[tuple[Progress, Rendering]]:
             bar.update(tasks[name], completed=done, total=total, files=files, refresh=True)
 
         def rendering(stage: str = "") -> None:
-            if not render_task:
-                render_task.append(bar.add_task("rendering feeds and pages", total=None, files=""))
-            bar.update(render_task[0], files=stage, refresh=True)
+            nonlocal render_task
+            if render_task is None:
+                render_task = bar.add_task("rendering feeds and pages", total=None, files="")
+            bar.update(render_task, files=stage, refresh=True)
 
         yield progress, rendering
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from . import clock, mail
 from .config import Settings
@@ -42,6 +43,9 @@ from .render.site import DigestLink
 from .render.write import write_if_changed
 from .storage.repo import DigestState, Repository
 from .types import Digest, DigestOptions, SiteInfo, StoryEntry
+
+if TYPE_CHECKING:
+    from .publish import Stage  # publish imports this module
 
 log = logging.getLogger(__name__)
 STALE_CLAIM = timedelta(hours=1)  # a "sending" mark older than this is a crash mid-send: retry
@@ -191,7 +195,7 @@ def _touched_days(settings: Settings, repo: Repository, records: dict[str, Diges
 
 def refresh_digests(settings: Settings, repo: Repository, *, full: bool = False, also: tuple[date, ...] = (),
                     touched: Touched | None = None,
-                    progress: Callable[[str], None] | None = None) -> tuple[int, list[DigestLink]]:
+                    progress: Stage | None = None) -> tuple[int, list[DigestLink]]:
     """Re-render the digest pages of the days whose stories changed (every day when ``full``), the digest
     feeds and the archive page; remove the pages of days left without stories.
 
